@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export NTKLC_DATA ?= $(SHARED_DATA)
+endif
+# Two cores on CI; keep BLAS and Numba from oversubscribing them.
+export NUMBA_NUM_THREADS ?= 2
+
+.PHONY: demo test test-all lint bench clean
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/activate
+
+demo: $(BIN)/activate
+	$(BIN)/ntklc demo --out demo-output
+
+test: $(BIN)/activate
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+test-all: $(BIN)/activate
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m ''
+
+lint: $(BIN)/activate
+	$(BIN)/ruff check .
+
+bench: $(BIN)/activate
+	$(BIN)/python benchmarks/bench_theory.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
