@@ -20,6 +20,7 @@ Names follow the spec: ``relu``, ``lrelu:a=0.1``, ``abs``, ``tanh``, ``erf``, ``
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -155,7 +156,7 @@ def _from_pieces(name: str, pieces: list[Piece], params: dict[str, float],
     derivs = [Piece(p.lo, p.hi, sympy.diff(p.poly, _X)) for p in pieces_t]
     breakpoints = []
     has_jumps = False
-    for left, right in zip(pieces_t[:-1], pieces_t[1:], strict=True):
+    for left, right in itertools.pairwise(pieces_t):
         b = left.hi
         value_gap = float(left.poly.subs(_X, b) - right.poly.subs(_X, b))
         slope_gap = float(sympy.diff(left.poly, _X).subs(_X, b)
