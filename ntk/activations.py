@@ -351,19 +351,20 @@ def activation(spec: str | Activation | Callable, **params: float) -> Activation
         return Activation(name=name, fn=lambda x: np.asarray(spec(np.asarray(x)), dtype=float))
     if not isinstance(spec, str):
         raise ValueError(f"activation must be a name or a callable, got {type(spec).__name__}")
-    return _catalogue_activation(spec.strip(), tuple(params.items()))
-
-
-@functools.lru_cache(maxsize=1024)
-def _catalogue_activation(spec: str, params: tuple[tuple[str, float], ...]) -> Activation:
-    """Cached so that one name maps to one object (the symbolic path caches per object)."""
-    name, _, text = spec.partition(":")
+    name, _, text = spec.strip().partition(":")
     name = name.strip().lower()
     if name not in _FACTORIES:
         raise ValueError(f"unknown activation {name!r}; known: {', '.join(CATALOGUE)}")
-    defaults, factory = _FACTORIES[name]
-    extra = ",".join(f"{key}={value}" for key, value in params)
-    return factory(_parse_params(name, ",".join(filter(None, (text, extra))), defaults))
+    defaults, _ = _FACTORIES[name]
+    extra = ",".join(f"{key}={value}" for key, value in params.items())
+    merged = _parse_params(name, ",".join(filter(None, (text, extra))), defaults)
+    return _build(name, tuple(sorted(merged.items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _build(name: str, params: tuple[tuple[str, float], ...]) -> Activation:
+    """Cached so that equal specs give one object (the symbolic path caches per object)."""
+    return _FACTORIES[name][1](dict(params))
 
 
 def parse_activations(text: str | Sequence) -> list[Activation]:

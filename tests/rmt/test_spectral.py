@@ -1,0 +1,52 @@
+"""Spectral metrics: Lanczos paths agree with dense linear algebra."""
+
+import numpy as np
+import pytest
+
+from rmt import compare_spectra, eigenvalue_histogram, operator_norm, rel_spectral_error
+from rmt.spectral import top_eigenpairs
+
+
+def random_symmetric(n, seed):
+    A = np.random.default_rng(seed).standard_normal((n, n))
+    return (A + A.T) / 2
+
+
+@pytest.mark.parametrize("n", [50, 600])  # dense and Lanczos paths
+def test_operator_norm_matches_numpy(n):
+    A = random_symmetric(n, 0)
+    assert operator_norm(A) == pytest.approx(np.linalg.norm(A, 2), rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [60, 700])
+def test_top_eigenpairs_match_eigh(n):
+    A = random_symmetric(n, 1)
+    vals, vecs = top_eigenpairs(A, 4)
+    ref_vals, ref_vecs = np.linalg.eigh(A)
+    np.testing.assert_allclose(vals, ref_vals[::-1][:4], rtol=1e-9)
+    np.testing.assert_allclose(np.abs(np.sum(vecs * ref_vecs[:, ::-1][:, :4], axis=0)), 1,
+                               atol=1e-8)
+
+
+def test_shift_by_identity():
+    # Ktilde = K + delta I: every eigenvalue moves by delta, eigenvectors are unchanged.
+    K = random_symmetric(80, 2) + 20 * np.eye(80)
+    delta = 0.3
+    cmp = compare_spectra(K + delta * np.eye(80), K, k=3)
+    assert cmp.rel_spectral_error == pytest.approx(delta / np.linalg.norm(K, 2), rel=1e-12)
+    np.testing.assert_allclose(cmp.top_eigs_theory - cmp.top_eigs_reference, delta, rtol=1e-9)
+    np.testing.assert_allclose(cmp.alignment, 1, atol=1e-10)
+    assert set(cmp.as_dict()) == {"rel_spectral_error", "top_eigs_theory",
+                                  "top_eigs_reference", "eig_rel_err", "alignment"}
+
+
+def test_histogram_and_errors():
+    vals, density, edges = eigenvalue_histogram(np.diag([1.0, 2.0, 3.0]), bins=3)
+    assert vals.tolist() == [1.0, 2.0, 3.0] and len(edges) == 4
+    assert np.sum(density * np.diff(edges)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="square"):
+        operator_norm(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="shapes differ"):
+        rel_spectral_error(np.eye(2), np.eye(3))
+    with pytest.raises(ValueError, match="k must"):
+        top_eigenpairs(np.eye(3), 4)
