@@ -1,0 +1,103 @@
+"""Speed of the theory engine, as ratios to baselines measured in the same run.
+
+Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_theory.py [--quick]``).
+
+Rows:
+  1. Ktilde (CK equivalent, ReLU L=3) at n = 3000, p = 1500  /  one X^T X product   (goal <= 3)
+  2. exact CK + NTK, ReLU L = 3, n = 3000                    /  one X^T X product   (goal <= 15)
+  3. one empirical NTK draw, ReLU L = 3, width 2000, n = 1600, p = 800
+                                                             /  GEMM flop bound     (goal <= 2)
+  4. constants via ``auto`` per (activation, tau) after warm-up, microseconds         (goal < 1000)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+from ntk import CATALOGUE, activation_constants
+from ntk.empirical import network_kernels
+from ntk.equivalents import ck_equivalent
+from ntk.exact import exact_kernels
+from rmt import gaussian_mixture, sample_gmm
+
+
+def best_time(fn, repeat: int = 3) -> float:
+    """Smallest wall time of ``repeat`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def gemm_rate() -> float:
+    """Measured float64 GEMM rate (flop/s) on square 2000 x 2000 matrices."""
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((2, 2000, 2000))
+    return 2 * 2000**3 / best_time(lambda: A @ B)
+
+
+def draw_flops(n: int, p: int, d: int, L: int) -> float:
+    """Flops the NTK draw cannot avoid: forward and backward products, symmetric Grams."""
+    forward = 2 * d * p * n + (L - 1) * 2 * d * d * n
+    backward = (L - 1) * 2 * d * d * n
+    grams = n * n * p + (2 * L - 1) * n * n * d + n * n * d  # Sigma_0..L and G_1..L (syrk)
+    return forward + backward + grams
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
+    args = parser.parse_args()
+    n, n_mc, d = (800, 400, 500) if args.quick else (3000, 1600, 2000)
+    g = sample_gmm(gaussian_mixture(n // 2), n, seed=0)
+    X = g.X
+    acts = ["relu"] * 3
+
+    t_xtx = best_time(lambda: X.T @ X)
+    t_equiv = best_time(lambda: ck_equivalent(X, g.stats, acts))
+    t_exact = best_time(lambda: exact_kernels(X, acts, g.stats.tau0, ntk=True), repeat=1)
+
+    gm = sample_gmm(gaussian_mixture(n_mc // 2), n_mc, seed=1)
+    rng = np.random.default_rng(0)
+    t_draw = best_time(lambda: network_kernels(gm.X, acts, "gaussian", rng, width=d,
+                                               tau0=gm.stats.tau0, ntk=True), repeat=2)
+    rate = gemm_rate()
+    bound = draw_flops(n_mc, n_mc // 2, d, 3) / rate
+
+    taus = (0.25, 0.5, 1.0, 2.0, 4.0)
+    per_call = {}
+    for name in CATALOGUE:
+        per_call[name] = best_time(lambda name=name: [activation_constants(name, t)
+                                                      for t in taus]) / len(taus)
+
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"BLAS threads {threads}, numpy {np.__version__}")
+    print(f"GEMM rate {rate / 1e9:.1f} GFlop/s; X^T X (n={n}, p={n // 2}) {t_xtx:.3f} s")
+    print()
+    print("| measurement | time | baseline | ratio | goal |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| Ktilde_CK, ReLU L=3, n={n} | {t_equiv:.3f} s | X^T X {t_xtx:.3f} s | "
+          f"{t_equiv / t_xtx:.2f} | <= 3 |")
+    print(f"| exact CK+NTK, ReLU L=3, n={n} | {t_exact:.3f} s | X^T X {t_xtx:.3f} s | "
+          f"{t_exact / t_xtx:.2f} | <= 15 |")
+    print(f"| empirical NTK draw, L=3, width {d}, n={n_mc} | {t_draw:.3f} s | "
+          f"flop bound {bound:.3f} s | {t_draw / bound:.2f} | <= 2 |")
+    worst = max(per_call, key=per_call.get)
+    print(f"| constants (auto), worst: {worst} | {1e6 * per_call[worst]:.0f} us | - | - | "
+          "< 1000 us |")
+    print()
+    print("constants per (activation, tau), microseconds: "
+          + ", ".join(f"{k} {1e6 * v:.0f}" for k, v in per_call.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""Empirical CK and NTK of finite random networks, averaged over weight draws (spec section 2).
+
+The network: Sigma_0 = X (p x n); for l = 1..L
+
+    Z_l = W_l Sigma_{l-1},    Sigma_l = (sigma_l(Z_l) - m_l) / sqrt(d_l),
+
+with W_l (d_l x d_{l-1}) i.i.d. from a weight law of mean 0 and variance 1 and the centring
+m_l = E[sigma_l(tau_{l-1} xi)] taken along the scalar scale chain of ``ntk.constants.tau_chain``.
+Kernels of the readout f(x) = v^T Sigma_L(x), v ~ N(0, I_{d_L}):
+
+    CK_L  = Sigma_L^T Sigma_L
+    NTK_L = Sigma_L^T Sigma_L + sum_{m=1..L} (G_m^T G_m) o (Sigma_{m-1}^T Sigma_{m-1})
+
+where G_m = df/dZ_m (d_m x n) comes from closed-form back-propagation,
+
+    G_L     = v o sigma_L'(Z_L) / sqrt(d_L)                      (v broadcast along columns)
+    G_{m-1} = (W_m^T G_m) o sigma_{m-1}'(Z_{m-1}) / sqrt(d_{m-1}),
+
+so the NTK costs matrix products only: no per-sample Jacobian, no d x n x n tensor.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse.linalg
+from scipy.linalg import blas
+from tqdm import tqdm
+
+from ntk.activations import Activation, parse_activations
+from ntk.constants import tau_chain
+from ntk.weights import WeightLaw, parse_weight_law, sample_weights
+
+__all__ = ["EmpiricalKernels", "empirical_kernels", "network_kernels"]
+
+# Below this size a dense eigensolver is cheap and the Lanczos solver (which needs n > 2) is not
+# needed.
+_DENSE_NORM_MAX_N = 256
+
+
+@dataclass(frozen=True)
+class EmpiricalKernels:
+    """Kernels of finite networks averaged over independent weight draws.
+
+    Attributes:
+        ck: (n, n) mean CK over the draws.
+        ntk: (n, n) mean NTK over the draws, or ``None`` when not requested.
+        draws: number of draws averaged.
+        width: hidden width of each layer, (d_1, ..., d_L).
+        ck_noise: relative operator-norm noise of ``ck``, ||mean_A - mean_B||_2 / (2 ||ck||_2)
+            with A, B the even and odd draws (``nan`` when draws < 2).
+        ntk_noise: the same for ``ntk`` (``None`` when the NTK was not requested).
+    """
+
+    ck: np.ndarray
+    ntk: np.ndarray | None
+    draws: int
+    width: tuple[int, ...]
+    ck_noise: float
+    ntk_noise: float | None
+
+
+def network_kernels(X, acts, weights: str | WeightLaw, rng: np.random.Generator, *,
+                    width: int | Sequence[int], tau0: float | None = None, ntk: bool = True,
+                    dtype=np.float64) -> tuple[np.ndarray, np.ndarray | None]:
+    """CK and NTK of one random network on the columns of ``X``.
+
+    The draw order is fixed: W_1, ..., W_L from ``weights`` (each by
+    ``sample_weights(weights, (d_l, d_{l-1}), rng, dtype)``), then, when ``ntk`` is true,
+    ``v = rng.standard_normal(d_L, dtype=dtype)``.
+
+    Args:
+        X: (p, n) data, one sample per column.
+        acts: per-layer activations (names, :class:`Activation` objects or a comma-separated
+            string), L >= 1.
+        weights: weight law of every W_l (v is always Gaussian).
+        rng: the only source of randomness.
+        width: d_l of every layer (int) or one entry per layer.
+        tau0: input scale of the centring chain; default sqrt(mean_i ||x_i||^2).
+        ntk: also compute the NTK.
+        dtype: float64 or float32 (the whole computation runs in this precision).
+
+    Returns:
+        ``(ck, ntk)``: (n, n) arrays of ``dtype``; ``ntk`` is ``None`` unless requested.
+
+    Raises:
+        ValueError: bad X, width, tau0 or dtype, empty network, or NTK requested for an
+            activation with jumps.
+    """
+    X, acts, widths, m, dtype = _validate(X, acts, width, tau0, ntk, dtype)
+    law = parse_weight_law(weights)
+    Sigma = X.astype(dtype, copy=False)
+    W, scaled_grads, sigma_grams = [], [], []
+    for act, d, m_l in zip(acts, widths, m, strict=True):
+        W.append(sample_weights(law, (d, Sigma.shape[0]), rng, dtype))
+        if ntk:
+            sigma_grams.append(_gram(Sigma))
+        Z = W[-1] @ Sigma
+        inv_sqrt_d = dtype.type(1.0 / math.sqrt(d))
+        if ntk:
+            # sigma'(Z_l) / sqrt(d_l) is the factor back-propagation multiplies by at layer l.
+            D = np.asarray(act.grad(Z), dtype=dtype)
+            D *= inv_sqrt_d
+            scaled_grads.append(D)
+        # Activations of piecewise form return float64: cast back so float32 stays float32.
+        Sigma = np.asarray(act.fn(Z), dtype=dtype)
+        del Z
+        Sigma -= dtype.type(m_l)
+        Sigma *= inv_sqrt_d
+    ck = _gram(Sigma)
+    if not ntk:
+        return ck, None
+    v = rng.standard_normal(widths[-1], dtype=dtype)
+    G = scaled_grads.pop()
+    G *= v[:, None]
+    ntk_matrix = ck.copy()
+    for layer in range(len(acts) - 1, -1, -1):
+        gram_g = _gram(G)
+        gram_g *= sigma_grams[layer]
+        ntk_matrix += gram_g
+        if layer > 0:
+            G = W[layer].T @ G
+            G *= scaled_grads.pop()
+    return ck, ntk_matrix
+
+
+def empirical_kernels(X, acts, *, width: int | Sequence[int] = 1000, draws: int = 10,
+                      weights: str | WeightLaw = "gaussian", seed: int = 0,
+                      tau0: float | None = None, ntk: bool = True, dtype=np.float64,
+                      progress: bool = True) -> EmpiricalKernels:
+    """Mean CK (and NTK) of ``draws`` independent random networks.
+
+    Draw r uses the network of :func:`network_kernels` with ``numpy.random.default_rng(seed)``
+    shared across draws. Each draw may run in float32; the means accumulate in float64.
+
+    Args:
+        X: (p, n) data, one sample per column.
+        acts: per-layer activations (names, :class:`Activation` objects or a comma-separated
+            string), L >= 1.
+        width: d_l of every layer (int) or one entry per layer.
+        draws: number of independent networks, >= 1.
+        weights: weight law of every W_l (v is always Gaussian).
+        seed: seed of the random generator.
+        tau0: input scale of the centring chain; default sqrt(mean_i ||x_i||^2).
+        ntk: also compute the NTK.
+        dtype: precision of each draw, float64 or float32.
+        progress: show a progress bar over the draws on stderr.
+
+    Returns:
+        :class:`EmpiricalKernels` with float64 means and their noise levels.
+
+    Raises:
+        ValueError: bad X, width, draws, tau0 or dtype, empty network, unknown weight law, or
+            NTK requested for an activation with jumps.
+    """
+    if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 1:
+        raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
+    law = parse_weight_law(weights)
+    X, acts, widths, _, dtype = _validate(X, acts, width, tau0, ntk, dtype)
+    rng = np.random.default_rng(seed)
+    n = X.shape[1]
+    # Sums over the even and the odd draws: their means give the split-half noise estimate.
+    ck_sums = np.zeros((2, n, n))
+    ntk_sums = np.zeros((2, n, n)) if ntk else None
+    for r in tqdm(range(draws), desc="draws", file=sys.stderr, disable=not progress):
+        ck, ntk_r = network_kernels(X, acts, law, rng, width=widths, tau0=tau0, ntk=ntk,
+                                    dtype=dtype)
+        ck_sums[r % 2] += ck
+        if ntk:
+            ntk_sums[r % 2] += ntk_r
+    ck_mean, ck_noise = _mean_and_noise(ck_sums, draws)
+    if not ntk:
+        return EmpiricalKernels(ck=ck_mean, ntk=None, draws=draws, width=widths,
+                                ck_noise=ck_noise, ntk_noise=None)
+    ntk_mean, ntk_noise = _mean_and_noise(ntk_sums, draws)
+    return EmpiricalKernels(ck=ck_mean, ntk=ntk_mean, draws=draws, width=widths,
+                            ck_noise=ck_noise, ntk_noise=ntk_noise)
+
+
+def _validate(X, acts, width, tau0, ntk, dtype
+              ) -> tuple[np.ndarray, list[Activation], tuple[int, ...], list[float], np.dtype]:
+    """Checked inputs: X, activations, widths, centring constants m_l and dtype."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.size == 0:
+        raise ValueError(f"X must be a non-empty 2-D array (p x n), got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+        raise ValueError(f"X must be real, got dtype {X.dtype}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinite entries")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    acts = parse_activations(acts)
+    if isinstance(width, int | np.integer) and not isinstance(width, bool):
+        widths = (int(width),) * len(acts)
+    else:
+        widths = tuple(width)
+        if len(widths) != len(acts):
+            raise ValueError(f"width has {len(widths)} entries for {len(acts)} layers")
+    for d in widths:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
+            raise ValueError(f"every width must be an integer >= 1, got {width!r}")
+    widths = tuple(int(d) for d in widths)
+    if ntk:
+        jumpy = [a.name for a in acts if a.has_jumps]
+        if jumpy:
+            raise ValueError(f"NTK undefined for activations with jumps ({', '.join(jumpy)}): "
+                             "E[sigma'^2] is infinite; request the CK only (ntk=False)")
+    if tau0 is None:
+        tau0 = math.sqrt(float(np.mean(np.sum(X.astype(np.float64) ** 2, axis=0))))
+    elif not (math.isfinite(tau0) and tau0 > 0):
+        raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+    m = [c.m0 for c in tau_chain(acts, tau0)]
+    return X, acts, widths, m, dtype
+
+
+def _gram(A: np.ndarray) -> np.ndarray:
+    """A^T A (n x n) for A (d x n) by a symmetric rank-k update: half the flops of a GEMM."""
+    syrk = blas.get_blas_funcs("syrk", (A,))
+    # BLAS is column-major: pick the transpose flag that lets syrk read A without a copy.
+    upper = syrk(1.0, A, trans=1) if A.flags.f_contiguous else syrk(1.0, A.T, trans=0)
+    # syrk fills only the upper triangle; mirror it.
+    out = np.triu(upper)
+    out += np.triu(upper, 1).T
+    return out
+
+
+def _mean_and_noise(sums: np.ndarray, draws: int) -> tuple[np.ndarray, float]:
+    """Mean over all draws and the split-half estimate of its relative operator-norm noise.
+
+    With a = #even and b = #odd draws, (mean_A - mean_B)/2 has nearly the covariance of the full
+    mean (exactly so for even ``draws``), so its norm measures the mean's noise.
+    """
+    mean = (sums[0] + sums[1]) / draws
+    if draws < 2:
+        return mean, math.nan
+    a, b = (draws + 1) // 2, draws // 2
+    diff = sums[0] / a - sums[1] / b
+    norm = _opnorm(mean)
+    return mean, _opnorm(diff) / (2 * norm) if norm > 0 else math.nan
+
+
+def _opnorm(M: np.ndarray) -> float:
+    """Operator norm of a symmetric matrix: its largest eigenvalue in absolute value."""
+    if M.shape[0] <= _DENSE_NORM_MAX_N:
+        return float(np.max(np.abs(np.linalg.eigvalsh(M))))
+    # A deterministic start vector keeps the result reproducible.
+    start = np.ones(M.shape[0])
+    top = scipy.sparse.linalg.eigsh(M, k=1, which="LM", v0=start, return_eigenvectors=False)
+    return float(abs(top[0]))

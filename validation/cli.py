@@ -1,0 +1,193 @@
+"""The ``ntklc`` command line.
+
+Every subcommand prints a short human-readable summary, or with ``--json`` one JSON object on
+stdout and nothing else. Errors a user can make end in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from ntk import METHODS, activation, activation_constants
+from validation.experiments import (
+    KERNELS,
+    REFERENCES,
+    convergence_experiment,
+    network_activations,
+    spectrum_experiment,
+)
+from validation.figures import plot_convergence, plot_spectrum
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"ntklc: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    return [_positive_int(t) for t in text.split(",")]
+
+
+def _emit(payload: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        json.dump(payload, sys.stdout, indent=2, allow_nan=True)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _write_results(out: Path, name: str, payload: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def _cmd_constants(args) -> None:
+    c = activation_constants(activation(args.act), args.tau, args.method)
+    payload = {"activation": activation(args.act).name, **c.as_dict()}
+    lines = [f"{payload['activation']} at tau = {c.tau:g} ({c.method})"]
+    lines += [f"  {k:<9} = {payload[k]!r}" for k in ("m0", "d1", "d2", "d3", "tau2_next")]
+    lines.append(f"  {'esp2':<9} = {'inf (jumps)' if math.isinf(c.esp2) else repr(c.esp2)}")
+    _emit(payload, args.json, lines)
+
+
+def _spectrum_lines(r) -> list[str]:
+    cmp = r.comparison
+    lines = [
+        f"{'/'.join(r.acts)} {r.kernel.upper()} equivalent vs {r.reference} kernel "
+        f"(n={r.n}, p={r.p}, tau0={r.tau0:.4f})",
+        f"  relative spectral error  {100 * cmp.rel_spectral_error:.3f} %",
+        "  top eigenvalues (theory / reference / rel. err / alignment):",
+    ]
+    for lt, lr, e, a in zip(cmp.top_eigs_theory, cmp.top_eigs_reference, cmp.eig_rel_err,
+                            cmp.alignment, strict=True):
+        lines.append(f"    {lt:12.6f} {lr:12.6f} {e:10.2e} {a:8.4f}")
+    if r.noise is not None:
+        lines.append(f"  Monte-Carlo noise (half-split, relative): {100 * r.noise:.3f} %")
+    lines.append(f"  {r.seconds:.2f} s")
+    return lines
+
+
+def _cmd_spectrum(args) -> None:
+    acts = network_activations(args.act, args.layers)
+    r = spectrum_experiment(acts, args.n, args.p, kernel=args.kernel, reference=args.reference,
+                            weights=args.weights, width=args.width, draws=args.draws,
+                            seed=args.seed, progress=not args.json)
+    payload = r.as_dict()
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "spectrum", payload)
+        plot_spectrum(r, out / "spectrum.png")
+    _emit(payload, args.json, _spectrum_lines(r))
+
+
+def _cmd_convergence(args) -> None:
+    acts = network_activations(args.act, args.layers)
+    r = convergence_experiment(acts, args.ns, kernel=args.kernel, seeds=args.seeds,
+                               progress=not args.json)
+    payload = r.as_dict()
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "convergence", payload)
+        plot_convergence([r], out / "convergence.png")
+    lines = [f"{'/'.join(r.acts)} {r.kernel.upper()}: error vs n (p = n/2)"]
+    lines += [f"  n={n:6d}  {100 * e:.3f} %" for n, e in zip(r.ns, r.errors.mean(axis=1),
+                                                            strict=True)]
+    lines.append(f"  fitted slope {r.slope:.3f} (theory -0.5); {r.seconds:.1f} s")
+    _emit(payload, args.json, lines)
+
+
+def _cmd_demo(args) -> None:
+    from validation.demo import run_demo
+
+    report = run_demo(Path(args.out), quick=args.quick)
+    sys.stdout.write(report)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ntklc", description="Verify, simulate and apply NTK-LC compression.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("constants", help="activation constants m0, d1, d2, d3, tau2, esp2")
+    p.add_argument("--act", required=True, help="activation, e.g. relu or lrelu:a=0.2")
+    p.add_argument("--tau", type=_positive_float, default=1.0, help="input scale (default 1)")
+    p.add_argument("--method", choices=METHODS, default="auto")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=_cmd_constants)
+
+    def network_args(p):
+        p.add_argument("--act", default="relu",
+                       help="activation(s): one for all layers or a comma list, one per layer")
+        p.add_argument("--layers", type=int, default=None, help="depth L (default: 1 or the "
+                       "number of activations)")
+        p.add_argument("--kernel", choices=KERNELS, default="ck")
+        p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+        p.add_argument("--out", help="folder for figures and results JSON")
+
+    p = sub.add_parser("spectrum", help="equivalent vs exact or Monte-Carlo kernel spectrum")
+    network_args(p)
+    p.add_argument("--n", type=_positive_int, default=800, help="samples (default 800)")
+    p.add_argument("--p", type=_positive_int, default=None, help="dimension (default n/2)")
+    p.add_argument("--reference", choices=REFERENCES, default="exact")
+    p.add_argument("--weights", default="gaussian",
+                   help="weight law of the mc reference: gaussian, rademacher, uniform, "
+                        "student:NU, ternary:EPS")
+    p.add_argument("--width", type=_positive_int, default=1000)
+    p.add_argument("--draws", type=_positive_int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_spectrum)
+
+    p = sub.add_parser("convergence", help="error of the equivalent vs n, with a fitted slope")
+    network_args(p)
+    p.add_argument("--ns", type=_int_list, default=[200, 400, 800, 1600],
+                   help="comma list of n (default 200,400,800,1600)")
+    p.add_argument("--seeds", type=_positive_int, default=1, help="data draws per n")
+    p.set_defaults(func=_cmd_convergence)
+
+    p = sub.add_parser("demo", help="the main job on built-in GMM data: figures and a report")
+    p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ntklc`` console script; returns the exit code."""
+    args = _build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ValueError as exc:
+        sys.stderr.write(f"ntklc: error: {exc}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Spectral experiments: deterministic equivalents against exact and finite-network kernels.
+
+Each experiment is a function that returns a frozen result object; figures are drawn from the
+result by ``validation.figures``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ntk import parse_activations
+from ntk.empirical import empirical_kernels
+from ntk.equivalents import ck_coefficients, ck_equivalent, ntk_coefficients, ntk_equivalent
+from ntk.exact import exact_kernels
+from rmt import compare_spectra, gaussian_mixture, rel_spectral_error, sample_gmm
+from rmt.spectral import SpectralComparison
+
+__all__ = [
+    "ConvergenceResult",
+    "SpectrumResult",
+    "convergence_experiment",
+    "network_activations",
+    "spectrum_experiment",
+]
+
+KERNELS = ("ck", "ntk")
+REFERENCES = ("exact", "mc")
+
+
+def network_activations(acts, layers: int | None = None) -> list:
+    """Per-layer activations: one activation repeated ``layers`` times, or one per layer.
+
+    Raises:
+        ValueError: layers < 1, or a list whose length differs from ``layers``.
+    """
+    parsed = parse_activations(acts)
+    if layers is None:
+        return parsed
+    if layers < 1:
+        raise ValueError(f"the network needs at least one layer (L >= 1), got {layers}")
+    if len(parsed) == 1:
+        return parsed * layers
+    if len(parsed) != layers:
+        raise ValueError(f"{len(parsed)} activations given for {layers} layers")
+    return parsed
+
+
+def _check_size(n: int, p: int) -> None:
+    if n <= 0 or p <= 0:
+        raise ValueError(f"n and p must be positive, got n={n}, p={p}")
+
+
+def _coefficients(kernel: str, acts, tau0: float) -> dict[str, float]:
+    if kernel == "ck":
+        last = ck_coefficients(acts, tau0)[-1]
+        return {"a1": last.a1, "a2": last.a2, "a3": last.a3, "tau2": last.tau2}
+    last = ntk_coefficients(acts, tau0)[-1]
+    return {"b1": last.b1, "b2": last.b2, "b3": last.b3, "kappa2": last.kappa2}
+
+
+@dataclass(frozen=True)
+class SpectrumResult:
+    """Equivalent vs reference kernel on one GMM draw.
+
+    Attributes:
+        comparison: operator-norm error, top eigenvalues, alignments.
+        eigs_theory, eigs_reference: all eigenvalues (n,), ascending.
+        vectors_reference: (n, 2) top eigenvectors of the reference kernel.
+        labels: (n,) classes.
+        noise: relative Monte-Carlo noise of the reference (``None`` for exact kernels).
+    """
+
+    acts: tuple[str, ...]
+    kernel: str
+    reference: str
+    n: int
+    p: int
+    tau0: float
+    coefficients: dict[str, float]
+    comparison: SpectralComparison
+    eigs_theory: np.ndarray
+    eigs_reference: np.ndarray
+    vectors_reference: np.ndarray
+    labels: np.ndarray
+    noise: float | None
+    weights: str
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {
+            "activations": list(self.acts), "kernel": self.kernel,
+            "reference": self.reference, "weights": self.weights, "n": self.n, "p": self.p,
+            **self.comparison.as_dict(), "tau0": self.tau0,
+            "coefficients": self.coefficients, "mc_noise": self.noise,
+            "seconds": self.seconds,
+        }
+
+
+def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str = "ck",
+                        reference: str = "exact", weights: str = "gaussian",
+                        width: int = 1000, draws: int = 10, seed: int = 0, k: int = 5,
+                        progress: bool = False) -> SpectrumResult:
+    """Compare the equivalent of ``acts`` with the exact or a Monte-Carlo kernel.
+
+    Data: the 2-class GMM of spec section 6 (||mu_1 - mu_2|| = 3, t = (-2, 2), identity
+    covariance structure, equal proportions), ``p = n // 2`` by default.
+
+    Args:
+        acts: per-layer activations.
+        n, p: sample size and dimension.
+        kernel: ``ck`` or ``ntk``.
+        reference: ``exact`` (infinite width, no Monte Carlo) or ``mc`` (finite networks).
+        weights, width, draws: weight law, hidden width and draws of the ``mc`` reference.
+        seed: seeds the data and the networks.
+        k: number of top eigenpairs compared.
+    """
+    start = time.perf_counter()
+    p = n // 2 if p is None else p
+    _check_size(n, p)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if reference not in REFERENCES:
+        raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+    acts = parse_activations(acts)
+    coefficients = _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
+    g = sample_gmm(gaussian_mixture(p), n, seed=seed)
+    coefficients = _coefficients(kernel, acts, g.stats.tau0)
+    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(g.X, g.stats, acts)
+    noise = None
+    if reference == "exact":
+        ex = exact_kernels(g.X, acts, g.stats.tau0, ntk=kernel == "ntk")
+        ref = ex.ck if kernel == "ck" else ex.ntk
+    else:
+        emp = empirical_kernels(g.X, acts, width=width, draws=draws, weights=weights,
+                                seed=seed + 1, tau0=g.stats.tau0, ntk=kernel == "ntk",
+                                progress=progress)
+        ref, noise = (emp.ck, emp.ck_noise) if kernel == "ck" else (emp.ntk, emp.ntk_noise)
+    comparison = compare_spectra(equivalent, ref, k=k)
+    eigs_ref, vecs_ref = np.linalg.eigh(ref)
+    return SpectrumResult(
+        acts=tuple(a.name for a in acts), kernel=kernel, reference=reference, n=n, p=p,
+        tau0=g.stats.tau0, coefficients=coefficients, comparison=comparison,
+        eigs_theory=np.linalg.eigvalsh(equivalent), eigs_reference=eigs_ref,
+        vectors_reference=vecs_ref[:, ::-1][:, :2], labels=g.labels, noise=noise,
+        weights=weights if reference == "mc" else "gaussian",
+        seconds=time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class ConvergenceResult:
+    """Relative spectral error of the equivalent vs the exact kernel over n.
+
+    Attributes:
+        ns: sample sizes (p = n // 2).
+        errors: (len(ns), seeds) errors, one column per data seed.
+        slope, intercept: least-squares fit of log(mean error) = intercept + slope log(n).
+    """
+
+    acts: tuple[str, ...]
+    kernel: str
+    ns: tuple[int, ...]
+    errors: np.ndarray
+    slope: float
+    intercept: float
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {"activations": list(self.acts), "kernel": self.kernel, "ns": list(self.ns),
+                "errors": self.errors.mean(axis=1).tolist(),
+                "errors_per_seed": self.errors.tolist(), "slope": self.slope,
+                "intercept": self.intercept, "seconds": self.seconds}
+
+
+def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck",
+                           seeds: int = 1, progress: bool = False) -> ConvergenceResult:
+    """Error of the equivalent against the exact kernel for each n, with a log-log fit.
+
+    Expect a slope near -1/2 (spec section 6).
+    """
+    start = time.perf_counter()
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    ns = tuple(int(n) for n in ns)
+    if len(ns) < 2:
+        raise ValueError("a convergence sweep needs at least two sample sizes")
+    for n in ns:
+        _check_size(n, n // 2)
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    acts = parse_activations(acts)
+    _coefficients(kernel, acts, 1.0)
+    errors = np.empty((len(ns), seeds))
+    jobs = [(i, n, s) for i, n in enumerate(ns) for s in range(seeds)]
+    for i, n, s in tqdm(jobs, desc="convergence", disable=not progress, leave=False):
+        g = sample_gmm(gaussian_mixture(n // 2), n, seed=s)
+        ex = exact_kernels(g.X, acts, g.stats.tau0, ntk=kernel == "ntk")
+        if kernel == "ck":
+            errors[i, s] = rel_spectral_error(ck_equivalent(g.X, g.stats, acts), ex.ck)
+        else:
+            errors[i, s] = rel_spectral_error(ntk_equivalent(g.X, g.stats, acts), ex.ntk)
+    slope, intercept = np.polyfit(np.log(ns), np.log(errors.mean(axis=1)), 1)
+    return ConvergenceResult(acts=tuple(a.name for a in acts), kernel=kernel, ns=ns,
+                             errors=errors, slope=float(slope), intercept=float(intercept),
+                             seconds=time.perf_counter() - start)
+

@@ -1,0 +1,70 @@
+"""Figures for the spectral experiments (PNG, readable at single-column paper width)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["plot_convergence", "plot_spectrum"]
+
+_STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8, "figure.dpi": 150}
+
+
+def plot_spectrum(result, path: str | Path) -> Path:
+    """Eigenvalue histogram of the reference kernel with the equivalent's eigenvalues overlaid,
+    and the top two reference eigenvectors coloured by class."""
+    path = Path(path)
+    with mpl.rc_context(_STYLE):
+        # Figure without pyplot: no global state, no backend switch for the caller.
+        fig = Figure(figsize=(7.0, 2.8), layout="constrained")
+        ax_h, ax_v = fig.subplots(1, 2)
+        ref, th = result.eigs_reference, result.eigs_theory
+        edges = np.linspace(min(ref.min(), th.min()), max(ref.max(), th.max()), 61)
+        ax_h.hist(ref, bins=edges, density=True, color="0.75",
+                  label=f"{result.reference} {result.kernel.upper()}")
+        ax_h.hist(th, bins=edges, density=True, histtype="step", color="C3", lw=1.2,
+                  label="equivalent")
+        for lam in result.comparison.top_eigs_theory[:2]:
+            ax_h.axvline(lam, color="C3", ls=":", lw=0.8)
+        ax_h.set_yscale("log")
+        ax_h.set_xlabel("eigenvalue")
+        ax_h.set_ylabel("density")
+        ax_h.set_title(f"{'/'.join(result.acts)}, n={result.n}, p={result.p}: "
+                       f"rel. error {100 * result.comparison.rel_spectral_error:.2f} %")
+        ax_h.legend(frameon=False)
+        idx = np.arange(result.n)
+        for j, marker in enumerate(("o", "s")):
+            for a in np.unique(result.labels):
+                sel = result.labels == a
+                ax_v.plot(idx[sel], result.vectors_reference[sel, j] + 0.0, marker,
+                          ms=1.5, color=f"C{a}", alpha=0.7 if j == 0 else 0.35,
+                          label=f"u{j + 1}, class {a}")
+        ax_v.set_xlabel("sample index")
+        ax_v.set_title("top eigenvectors of the reference kernel")
+        ax_v.legend(frameon=False, markerscale=3, ncol=2)
+        fig.savefig(path)
+    return path
+
+
+def plot_convergence(results, path: str | Path) -> Path:
+    """Relative spectral error vs n on log-log axes with an n^-1/2 guide line."""
+    path = Path(path)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(3.6, 2.8), layout="constrained")
+        ax = fig.subplots()
+        for i, r in enumerate(results):
+            ns = np.asarray(r.ns, dtype=float)
+            err = r.errors.mean(axis=1)
+            ax.loglog(ns, err, "o-", color=f"C{i}", ms=3,
+                      label=f"{'/'.join(r.acts)} {r.kernel.upper()} (slope {r.slope:.2f})")
+        ns = np.asarray(results[0].ns, dtype=float)
+        top = max(r.errors.mean(axis=1)[0] for r in results)
+        ax.loglog(ns, 1.2 * top * (ns / ns[0]) ** -0.5, "k--", lw=0.8, label=r"$n^{-1/2}$")
+        ax.set_xlabel("n (p = n/2)")
+        ax.set_ylabel(r"$\|K - \tilde K\|_2 / \|K\|_2$")
+        ax.legend(frameon=False)
+        fig.savefig(path)
+    return path
