@@ -1,7 +1,13 @@
 """Activations, activation constants, CK/NTK recursions and equivalents, exact and empirical
 kernels."""
 
-from ntk.activations import CATALOGUE, Activation, activation, parse_activations
+from ntk.activations import (
+    CATALOGUE,
+    Activation,
+    activation,
+    parse_activations,
+    step_activation,
+)
 from ntk.constants import METHODS, ActivationConstants, activation_constants, tau_chain
 from ntk.empirical import EmpiricalKernels, empirical_kernels, network_kernels
 from ntk.equivalents import (
@@ -15,10 +21,11 @@ from ntk.equivalents import (
 )
 from ntk.exact import ExactKernels, exact_kernels, hermite_coefficients
 from ntk.quadrature import gaussian_rule, gaussian_rules
-from ntk.weights import WeightLaw, parse_weight_law, sample_weights
+from ntk.weights import LAWS, WeightLaw, parse_weight_law, sample_weights
 
 __all__ = [
     "CATALOGUE",
+    "LAWS",
     "METHODS",
     "Activation",
     "ActivationConstants",
@@ -43,5 +50,6 @@ __all__ = [
     "parse_activations",
     "parse_weight_law",
     "sample_weights",
+    "step_activation",
     "tau_chain",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "Piece",
     "activation",
     "parse_activations",
+    "step_activation",
 ]
 
 _X = sympy.Symbol("x", real=True)
@@ -120,18 +121,37 @@ class Activation:
 
 
 def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]:
-    """NumPy evaluation of a piecewise polynomial (value at a breakpoint: the right piece)."""
-    polys = [np.polynomial.Polynomial(
-        [float(c) for c in reversed(sympy.Poly(p.poly, _X).all_coeffs())]) for p in pieces]
+    """NumPy evaluation of a piecewise polynomial (value at a breakpoint: the right piece).
+
+    One pass finds each entry's piece, then Horner's rule runs on coefficient tables indexed
+    by piece, so the cost is a few array passes whatever the number of pieces. Float32 input
+    stays float32.
+    """
+    polys = [sympy.Poly(p.poly, _X).all_coeffs() for p in pieces]
+    degree = max(len(c) for c in polys) - 1
+    # coef[d, k]: coefficient of x^(degree - d) on piece k.
+    coef = np.zeros((degree + 1, len(pieces)))
+    for k, c in enumerate(polys):
+        coef[degree + 1 - len(c):, k] = [float(v) for v in c]
     his = np.array([p.hi for p in pieces[:-1]])
 
     def fn(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        idx = np.searchsorted(his, x, side="right")
-        out = np.empty_like(x)
-        for k, poly in enumerate(polys):
-            sel = idx == k
-            out[sel] = poly(x[sel])
+        x = np.asarray(x)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64, copy=False)
+        table = coef.astype(x.dtype)
+        if his.size == 0:
+            idx = np.zeros(x.shape, dtype=np.intp)
+        elif his.size <= 4:
+            idx = (x >= his[0]).astype(np.intp)
+            for h in his[1:]:
+                idx += x >= h
+        else:
+            idx = np.searchsorted(his, x, side="right")
+        out = table[0][idx]
+        for row in table[1:]:
+            out *= x
+            out += row[idx]
         return out
 
     return fn
@@ -227,6 +247,37 @@ def _ternary(params):
     if s1 == s2:
         pieces = [Piece(-_INF, s1, -bb), Piece(s2, _INF, bb)]
     return _from_pieces(name, pieces, params, odd=(s1 == -s2))
+
+
+def step_activation(thresholds: Sequence[float], levels: Sequence[float]) -> Activation:
+    """A piecewise-constant activation in canonical form.
+
+    sigma(x) = levels[0] for x < thresholds[0], levels[j] for thresholds[j-1] <= x <
+    thresholds[j], and levels[-1] for x >= thresholds[-1].
+
+    Args:
+        thresholds: (k-1,) strictly ascending finite numbers.
+        levels: (k,) finite numbers.
+
+    Raises:
+        ValueError: wrong lengths, unsorted or non-finite values.
+    """
+    th = [float(t) for t in thresholds]
+    lv = [float(v) for v in levels]
+    if len(lv) != len(th) + 1 or not th:
+        raise ValueError(f"a step activation needs k >= 2 levels and k - 1 thresholds, got "
+                         f"{len(lv)} levels and {len(th)} thresholds")
+    if not all(math.isfinite(v) for v in th + lv):
+        raise ValueError("thresholds and levels must be finite")
+    if any(b <= a for a, b in itertools.pairwise(th)):
+        raise ValueError(f"thresholds must be strictly ascending, got {th}")
+    edges = [-_INF, *th, _INF]
+    pieces = [Piece(lo, hi, sympy.Float(v)) for lo, hi, v in zip(edges[:-1], edges[1:], lv,
+                                                                  strict=True)]
+    odd = th == [-t for t in reversed(th)] and lv == [-v for v in reversed(lv)]
+    name = "steps:t=[" + ",".join(map(_fmt, th)) + "],v=[" + ",".join(map(_fmt, lv)) + "]"
+    params = {f"t{j}": t for j, t in enumerate(th)} | {f"v{j}": v for j, v in enumerate(lv)}
+    return _from_pieces(name, pieces, params, odd=odd)
 
 
 # Closed forms of the smooth activations (xi ~ N(0, 1)); derivations in docs of ClosedForm.

@@ -64,8 +64,9 @@ class EmpiricalKernels:
     ntk_noise: float | None
 
 
-def network_kernels(X, acts, weights: str | WeightLaw, rng: np.random.Generator, *,
-                    width: int | Sequence[int], tau0: float | None = None, ntk: bool = True,
+def network_kernels(X, acts: str | Sequence, weights: str | WeightLaw,
+                    rng: np.random.Generator, *, width: int | Sequence[int],
+                    tau0: float | None = None, ntk: bool = True,
                     dtype=np.float64) -> tuple[np.ndarray, np.ndarray | None]:
     """CK and NTK of one random network on the columns of ``X``.
 
@@ -101,13 +102,15 @@ def network_kernels(X, acts, weights: str | WeightLaw, rng: np.random.Generator,
             sigma_grams.append(_gram(Sigma))
         Z = W[-1] @ Sigma
         inv_sqrt_d = dtype.type(1.0 / math.sqrt(d))
+        # Both are evaluated before the in-place updates below, which would corrupt Z if an
+        # activation returned its argument. Piecewise activations return float64: the casts
+        # keep float32 runs in float32.
+        Sigma = np.asarray(act.fn(Z), dtype=dtype)
         if ntk:
-            # sigma'(Z_l) / sqrt(d_l) is the factor back-propagation multiplies by at layer l.
             D = np.asarray(act.grad(Z), dtype=dtype)
+            # sigma'(Z_l) / sqrt(d_l) is what back-propagation multiplies by at layer l.
             D *= inv_sqrt_d
             scaled_grads.append(D)
-        # Activations of piecewise form return float64: cast back so float32 stays float32.
-        Sigma = np.asarray(act.fn(Z), dtype=dtype)
         del Z
         Sigma -= dtype.type(m_l)
         Sigma *= inv_sqrt_d
@@ -128,14 +131,15 @@ def network_kernels(X, acts, weights: str | WeightLaw, rng: np.random.Generator,
     return ck, ntk_matrix
 
 
-def empirical_kernels(X, acts, *, width: int | Sequence[int] = 1000, draws: int = 10,
-                      weights: str | WeightLaw = "gaussian", seed: int = 0,
+def empirical_kernels(X, acts: str | Sequence, *, width: int | Sequence[int] = 1000,
+                      draws: int = 10, weights: str | WeightLaw = "gaussian", seed: int = 0,
                       tau0: float | None = None, ntk: bool = True, dtype=np.float64,
                       progress: bool = True) -> EmpiricalKernels:
     """Mean CK (and NTK) of ``draws`` independent random networks.
 
-    Draw r uses the network of :func:`network_kernels` with ``numpy.random.default_rng(seed)``
-    shared across draws. Each draw may run in float32; the means accumulate in float64.
+    The draws are :func:`network_kernels` calls in sequence on one generator,
+    ``numpy.random.default_rng(seed)``. Each draw may run in float32; the means accumulate in
+    float64.
 
     Args:
         X: (p, n) data, one sample per column.
@@ -195,8 +199,8 @@ def _validate(X, acts, width, tau0, ntk, dtype
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     acts = parse_activations(acts)
-    if isinstance(width, int | np.integer) and not isinstance(width, bool):
-        widths = (int(width),) * len(acts)
+    if np.ndim(width) == 0:
+        widths = (width,) * len(acts)
     else:
         widths = tuple(width)
         if len(widths) != len(acts):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ntk import CATALOGUE, activation, parse_activations
+from ntk import CATALOGUE, activation, parse_activations, step_activation
 
 
 @pytest.mark.parametrize("name", CATALOGUE)
@@ -79,3 +79,19 @@ def test_bad_lists():
         parse_activations([])
     with pytest.raises(ValueError, match="name or a callable"):
         activation(3)
+
+
+def test_step_activation():
+    act = step_activation([-1.0, 0.5], [2.0, 0.0, 2.0])
+    np.testing.assert_array_equal(act.fn(np.array([-2.0, -1.0, 0.0, 0.5, 3.0])),
+                                  [2.0, 0.0, 0.0, 2.0, 2.0])
+    assert act.has_jumps and act.breakpoints == (-1.0, 0.5)
+    assert step_activation([-1.0, 1.0], [-3.0, 0.0, 3.0]).odd
+    # Equal neighbouring levels: no jump, no breakpoint there.
+    assert step_activation([0.0, 1.0], [1.0, 1.0, 2.0]).breakpoints == (1.0,)
+    with pytest.raises(ValueError, match="k >= 2 levels"):
+        step_activation([0.0], [1.0])
+    with pytest.raises(ValueError, match="ascending"):
+        step_activation([1.0, 0.0], [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        step_activation([0.0], [1.0, np.nan])

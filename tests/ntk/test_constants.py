@@ -8,7 +8,14 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ntk import CATALOGUE, activation, activation_constants, gaussian_rule, tau_chain
+from ntk import (
+    CATALOGUE,
+    activation,
+    activation_constants,
+    gaussian_rule,
+    step_activation,
+    tau_chain,
+)
 
 KEYS = ("m0", "d1", "d2", "d3", "tau2_next", "esp2")
 TAUS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -158,3 +165,19 @@ def test_bad_method_and_missing_closed_form():
         activation_constants("tanh", 1.0, "symbolic")
     with pytest.raises(ValueError, match="at least one layer"):
         tau_chain([], 1.0)
+
+
+@settings(max_examples=15, deadline=None)
+@given(tau=st.floats(0.3, 4.0),
+       cuts=st.lists(st.floats(-3.0, 3.0), min_size=1, max_size=6, unique=True),
+       data=st.data())
+def test_general_step_activations_three_paths(tau, cuts, data):
+    cuts = sorted(cuts)
+    if min(np.diff(cuts), default=1.0) < 1e-3:
+        cuts = cuts[:1]
+    levels = data.draw(st.lists(st.floats(-3.0, 3.0), min_size=len(cuts) + 1,
+                                max_size=len(cuts) + 1))
+    act = step_activation(cuts, levels)
+    ref = activation_constants(act, tau, "mpmath")
+    assert_close(activation_constants(act, tau, "quad"), ref)
+    assert_close(activation_constants(act, tau, "symbolic"), ref)
