@@ -5,8 +5,10 @@ Run: ``make bench`` (or ``.venv/bin/python benchmarks/bench_theory.py [--quick]`
 Rows:
   1. Ktilde (CK equivalent, ReLU L=3) at n = 3000, p = 1500  /  one X^T X product   (goal <= 3)
   2. exact CK + NTK, ReLU L = 3, n = 3000                    /  one X^T X product   (goal <= 15)
-  3. one empirical NTK draw, ReLU L = 3, width 2000, n = 1600, p = 800
+  3. one empirical NTK draw, ReLU L = 3, width 2000, n = 1600, p = 800, float64 and float32
                                                              /  GEMM flop bound     (goal <= 2)
+     (flop bound: the draw's unavoidable products, Grams counted at n^2 d as by syrk, divided
+     by the GEMM rate of the same precision measured in this run)
   4. constants via ``auto`` per (activation, tau) after warm-up, microseconds         (goal < 1000)
 """
 
@@ -37,10 +39,10 @@ def best_time(fn, repeat: int = 3) -> float:
     return min(times)
 
 
-def gemm_rate() -> float:
-    """Measured float64 GEMM rate (flop/s) on square 2000 x 2000 matrices."""
+def gemm_rate(dtype=np.float64) -> float:
+    """Measured GEMM rate (flop/s) on square 2000 x 2000 matrices of ``dtype``."""
     rng = np.random.default_rng(0)
-    A, B = rng.standard_normal((2, 2000, 2000))
+    A, B = rng.standard_normal((2, 2000, 2000)).astype(dtype)
     return 2 * 2000**3 / best_time(lambda: A @ B)
 
 
@@ -67,10 +69,13 @@ def main() -> None:
 
     gm = sample_gmm(gaussian_mixture(n_mc // 2), n_mc, seed=1)
     rng = np.random.default_rng(0)
-    t_draw = best_time(lambda: network_kernels(gm.X, acts, "gaussian", rng, width=d,
-                                               tau0=gm.stats.tau0, ntk=True), repeat=2)
+    draws, bounds = {}, {}
+    for dtype in (np.float64, np.float32):
+        draws[dtype] = best_time(lambda dtype=dtype: network_kernels(
+            gm.X, acts, "gaussian", rng, width=d, tau0=gm.stats.tau0, ntk=True, dtype=dtype),
+            repeat=2)
+        bounds[dtype] = draw_flops(n_mc, n_mc // 2, d, 3) / gemm_rate(dtype)
     rate = gemm_rate()
-    bound = draw_flops(n_mc, n_mc // 2, d, 3) / rate
 
     taus = (0.25, 0.5, 1.0, 2.0, 4.0)
     per_call = {}
@@ -89,8 +94,9 @@ def main() -> None:
           f"{t_equiv / t_xtx:.2f} | <= 3 |")
     print(f"| exact CK+NTK, ReLU L=3, n={n} | {t_exact:.3f} s | X^T X {t_xtx:.3f} s | "
           f"{t_exact / t_xtx:.2f} | <= 15 |")
-    print(f"| empirical NTK draw, L=3, width {d}, n={n_mc} | {t_draw:.3f} s | "
-          f"flop bound {bound:.3f} s | {t_draw / bound:.2f} | <= 2 |")
+    for dtype, name in ((np.float64, "float64"), (np.float32, "float32")):
+        print(f"| empirical NTK draw, L=3, width {d}, n={n_mc}, {name} | {draws[dtype]:.3f} s | "
+              f"flop bound {bounds[dtype]:.3f} s | {draws[dtype] / bounds[dtype]:.2f} | <= 2 |")
     worst = max(per_call, key=per_call.get)
     print(f"| constants (auto), worst: {worst} | {1e6 * per_call[worst]:.0f} us | - | - | "
           "< 1000 us |")

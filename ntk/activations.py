@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import mpmath
+import numba
 import numpy as np
 import sympy
 from scipy import special
@@ -120,12 +121,27 @@ class Activation:
         return (self.fn(x + h) - self.fn(x - h)) / (2 * h)
 
 
-def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]:
-    """NumPy evaluation of a piecewise polynomial (value at a breakpoint: the right piece).
+@numba.njit(parallel=True, cache=True)
+def _piecewise_kernel(x, his, coef, out):
+    """out[i] = polynomial of x[i]'s piece (Horner), for flat arrays x and out."""
+    n_cuts = his.shape[0]
+    degree = coef.shape[0] - 1
+    for i in numba.prange(x.shape[0]):
+        v = x[i]
+        k = 0
+        while k < n_cuts and v >= his[k]:
+            k += 1
+        acc = coef[0, k]
+        for d in range(1, degree + 1):
+            acc = acc * v + coef[d, k]
+        out[i] = acc
 
-    One pass finds each entry's piece, then Horner's rule runs on coefficient tables indexed
-    by piece, so the cost is a few array passes whatever the number of pieces. Float32 input
-    stays float32.
+
+def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]:
+    """Evaluation of a piecewise polynomial (value at a breakpoint: the right piece).
+
+    One fused Numba pass per call finds each entry's piece and runs Horner's rule there.
+    Float32 input stays float32; anything else is computed in float64.
     """
     polys = [sympy.Poly(p.poly, _X).all_coeffs() for p in pieces]
     degree = max(len(c) for c in polys) - 1
@@ -133,25 +149,15 @@ def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]
     coef = np.zeros((degree + 1, len(pieces)))
     for k, c in enumerate(polys):
         coef[degree + 1 - len(c):, k] = [float(v) for v in c]
-    his = np.array([p.hi for p in pieces[:-1]])
+    his = np.array([p.hi for p in pieces[:-1]], dtype=float)
+    tables = {np.dtype(t): (his.astype(t), coef.astype(t)) for t in (np.float32, np.float64)}
 
     def fn(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        if x.dtype != np.float32:
-            x = x.astype(np.float64, copy=False)
-        table = coef.astype(x.dtype)
-        if his.size == 0:
-            idx = np.zeros(x.shape, dtype=np.intp)
-        elif his.size <= 4:
-            idx = (x >= his[0]).astype(np.intp)
-            for h in his[1:]:
-                idx += x >= h
-        else:
-            idx = np.searchsorted(his, x, side="right")
-        out = table[0][idx]
-        for row in table[1:]:
-            out *= x
-            out += row[idx]
+        dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
+        x = np.ascontiguousarray(x, dtype=dtype)
+        out = np.empty_like(x)
+        _piecewise_kernel(x.reshape(-1), *tables[dtype], out.reshape(-1))
         return out
 
     return fn

@@ -116,7 +116,7 @@ def network_kernels(X, acts: str | Sequence, weights: str | WeightLaw,
         Sigma *= inv_sqrt_d
     ck = _gram(Sigma)
     if not ntk:
-        return ck, None
+        return _mirror(ck), None
     v = rng.standard_normal(widths[-1], dtype=dtype)
     G = scaled_grads.pop()
     G *= v[:, None]
@@ -128,7 +128,7 @@ def network_kernels(X, acts: str | Sequence, weights: str | WeightLaw,
         if layer > 0:
             G = W[layer].T @ G
             G *= scaled_grads.pop()
-    return ck, ntk_matrix
+    return _mirror(ck), _mirror(ntk_matrix)
 
 
 def empirical_kernels(X, acts: str | Sequence, *, width: int | Sequence[int] = 1000,
@@ -223,13 +223,20 @@ def _validate(X, acts, width, tau0, ntk, dtype
 
 
 def _gram(A: np.ndarray) -> np.ndarray:
-    """A^T A (n x n) for A (d x n) by a symmetric rank-k update: half the flops of a GEMM."""
+    """Upper triangle of A^T A (n x n) for A (d x n) by a symmetric rank-k update.
+
+    Half the flops of a GEMM. The strict lower triangle is zero: sums and entrywise products
+    of such matrices stay upper-triangular, so callers mirror once at the end (``_mirror``).
+    """
     syrk = blas.get_blas_funcs("syrk", (A,))
     # BLAS is column-major: pick the transpose flag that lets syrk read A without a copy.
-    upper = syrk(1.0, A, trans=1) if A.flags.f_contiguous else syrk(1.0, A.T, trans=0)
-    # syrk fills only the upper triangle; mirror it.
-    out = np.triu(upper)
-    out += np.triu(upper, 1).T
+    return syrk(1.0, A, trans=1) if A.flags.f_contiguous else syrk(1.0, A.T, trans=0)
+
+
+def _mirror(U: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle is U's (lower triangle of U must be zero)."""
+    out = U + U.T
+    out.flat[:: U.shape[0] + 1] *= 0.5
     return out
 
 
