@@ -83,3 +83,13 @@ def test_console_script_exit_code():
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("ntklc: error: unknown activation")
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_kurtosis_json(capsys):
+    # Rademacher weights, k4 = -2: the measured projection on the predicted term is ~1
+    # (spec section 6); with this small run the standard error is ~0.03, hence 5 of them.
+    payload = run_json(capsys, ["kurtosis", "--weights", "rademacher", "--p", "100",
+                                "--n", "300", "--width", "1000", "--draws", "10"])
+    assert payload["excess_kurtosis"] == -2
+    assert abs(payload["ratio"] - 1) < 0.05 + 5 * payload["standard_error"]
+    assert payload["standard_error"] < 0.1
