@@ -140,16 +140,18 @@ class CompressionResult:
         }
 
 
-def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: str = "auto"
-                     ) -> CompressionResult:
+def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: str = "auto",
+                     hidden_max_levels: int = 32) -> CompressionResult:
     """Solve the NTK-LC equations layer by layer (module docstring).
 
     Args:
         acts: the dense network's per-layer activations, L >= 1.
         tau0: data scale, > 0.
-        max_levels: the most levels any layer may use (>= 2). The output layer then returns
-            its best fit with ``delta``; a hidden layer raises.
+        max_levels: cap on the output layer's levels (>= 2); when no k <= max_levels
+            matches, its best fit is returned with ``delta``.
         hidden_family: one of :data:`FAMILIES`.
+        hidden_max_levels: cap on a hidden layer's levels; a hidden layer that needs more
+            raises.
 
     Returns:
         :class:`CompressionResult`.
@@ -163,8 +165,9 @@ def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: 
         raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
     if hidden_family not in FAMILIES:
         raise ValueError(f"unknown family {hidden_family!r}; choose from {', '.join(FAMILIES)}")
-    if isinstance(max_levels, bool) or int(max_levels) != max_levels or max_levels < 2:
-        raise ValueError(f"max_levels must be an integer >= 2, got {max_levels}")
+    for name, value in (("max_levels", max_levels), ("hidden_max_levels", hidden_max_levels)):
+        if isinstance(value, bool) or int(value) != value or value < 2:
+            raise ValueError(f"{name} must be an integer >= 2, got {value}")
     dense = tau_chain(dense_acts, tau0)
     layers = []
     gauge, tau_c = 1.0, float(tau0)
@@ -179,7 +182,7 @@ def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: 
                 later_d2 = any(not _is_odd(a, c) for a, c in zip(dense_acts[index:],
                                                                  dense[index:], strict=True))
                 sol = solve_hidden_layer(act, target, tau_c, family == "symmetric",
-                                         max_levels, index, match_d3=later_d2)
+                                         hidden_max_levels, index, match_d3=later_d2)
         else:
             sol = solve_output_layer(target, tau_c, gauge, max_levels, _is_odd(act, target),
                                      index)
