@@ -43,7 +43,7 @@ def target_of(cuts, levels, tau):
 @settings(max_examples=25, deadline=None)
 @given(member=members(3, 7), tau=st.floats(0.5, 2.0))
 def test_output_layer_recovers_members(member, tau):
-    act, target = target_of(*member, tau)
+    _, target = target_of(*member, tau)
     sol = solve_output_layer(target, tau, max_levels=len(member[1]))
     assert sol.residual < TOL
     assert sol.step.n_levels <= len(member[1])
@@ -87,7 +87,7 @@ def assert_alphas_equal(result, dense, tau0, delta=0.0):
     want = ck_coefficients(dense, tau0)[-1]
     got = ck_coefficients(result.activations, tau0)[-1]
     for key in ("a1", "a2", "a3"):
-        scale = max(abs(getattr(want, "a1")), 1e-300)
+        scale = max(abs(want.a1), 1e-300)
         assert abs(getattr(got, key) - getattr(want, key)) <= 1e-8 * scale, key
     assert abs(got.tau2 - want.tau2 - delta) <= 1e-8 * want.tau2
 
