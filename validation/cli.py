@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ntk import METHODS, activation, activation_constants
+from validation.compression import compression_report
 from validation.experiments import (
     KERNELS,
     REFERENCES,
@@ -139,6 +140,31 @@ def _cmd_kurtosis(args) -> None:
     _emit(r.as_dict(), args.json, lines)
 
 
+def _cmd_compress(args) -> None:
+    acts = network_activations(args.act, args.layers)
+    result, payload = compression_report(acts, args.tau0, eps=args.eps,
+                                         max_levels=args.max_levels, p=args.p,
+                                         width=args.width, classes=args.classes)
+    mem = payload["memory"]
+    lines = [f"NTK-LC compression of {'/'.join(result.dense_names)}"
+             f" (tau0 = {result.tau0:g}, eps = {args.eps:g})"]
+    for i, layer in enumerate(result.layers, start=1):
+        lines.append(f"  layer {i} ({layer.role}): {layer.step.family}, {layer.step.n_levels} "
+                     f"levels, tau_in {layer.tau_in:.4f}, max residual {layer.residual:.1e}")
+    ad, ac = result.alphas_dense, result.alphas_compressed
+    lines.append("  final (a1, a2, a3, tau_L^2) dense      " + " ".join(
+        f"{ad[k]:.10g}" for k in ("a1", "a2", "a3", "tau2")))
+    lines.append("  final (a1, a2, a3, tau_L^2) compressed " + " ".join(
+        f"{ac[k]:.10g}" for k in ("a1", "a2", "a3", "tau2")))
+    lines.append(f"  delta (identity shift of the equivalent) {result.delta:.3g}")
+    lines.append(f"  memory, p={args.p}, width {args.width}, readout {args.classes}: hidden "
+                 f"weights x{mem['hidden_factor_packed']:.1f} (2-bit), "
+                 f"x{mem['hidden_factor_bound']:.1f} (entropy bound), "
+                 f"x{mem['hidden_factor_coded']:.1f} (coded); whole model "
+                 f"x{mem['total_factor_coded']:.1f} (coded)")
+    _emit(payload, args.json, lines)
+
+
 def _cmd_demo(args) -> None:
     from validation.demo import run_demo
 
@@ -185,6 +211,18 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="comma list of n (default 200,400,800,1600)")
     p.add_argument("--seeds", type=_positive_int, default=1, help="data draws per n")
     p.set_defaults(func=_cmd_convergence)
+
+    p = sub.add_parser("compress", help="solve the NTK-LC quantized activations, count memory")
+    p.add_argument("--act", default="relu", help="dense activation(s)")
+    p.add_argument("--layers", type=int, default=None, help="depth L")
+    p.add_argument("--eps", type=float, default=0.9, help="ternary sparsity in [0, 1)")
+    p.add_argument("--max-levels", type=int, default=32, help="cap on the output levels")
+    p.add_argument("--tau0", type=_positive_float, default=1.0, help="data scale")
+    p.add_argument("--p", type=_positive_int, default=784, help="input dimension (memory)")
+    p.add_argument("--width", type=_positive_int, default=2000, help="hidden width (memory)")
+    p.add_argument("--classes", type=_positive_int, default=10, help="readout outputs")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=_cmd_compress)
 
     p = sub.add_parser("kurtosis", help="measure the weight-kurtosis term of the first-layer CK")
     p.add_argument("--weights", default="rademacher", help="non-Gaussian weight law")

@@ -8,7 +8,7 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_convergence", "plot_spectrum"]
+__all__ = ["plot_compression_spectra", "plot_convergence", "plot_spectrum"]
 
 _STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8, "figure.dpi": 150}
 
@@ -64,5 +64,42 @@ def plot_convergence(results, path: str | Path) -> Path:
         ax.set_xlabel("n (p = n/2)")
         ax.set_ylabel(r"$\|K - \tilde K\|_2 / \|K\|_2$")
         ax.legend(frameon=False)
+        fig.savefig(path)
+    return path
+
+
+def plot_compression_spectra(result, path: str | Path) -> Path:
+    """Centred CK eigenvalue histograms (dense, compressed per eps, equivalent) and the
+    dense-vs-compressed errors against eps with the Monte-Carlo noise."""
+    path = Path(path)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(7.0, 2.8), layout="constrained")
+        ax_h, ax_e = fig.subplots(1, 2)
+        everything = np.concatenate([result.dense_eigs, result.equivalent_eigs,
+                                     *result.compressed_eigs.values()])
+        edges = np.linspace(everything.min(), np.quantile(everything, 0.995), 61)
+        ax_h.hist(result.dense_eigs, bins=edges, density=True, color="0.75",
+                  label="dense (Gaussian W)")
+        for i, (eps, eigs) in enumerate(result.compressed_eigs.items()):
+            ax_h.hist(eigs, bins=edges, density=True, histtype="step", lw=1.0,
+                      color=f"C{i}", label=f"compressed, eps={eps:g}")
+        ax_h.hist(result.equivalent_eigs, bins=edges, density=True, histtype="step", lw=1.4,
+                  color="k", ls="--", label="equivalent")
+        ax_h.set_yscale("log")
+        ax_h.set_xlabel("eigenvalue (centred CK)")
+        ax_h.set_ylabel("density")
+        ax_h.set_title(f"{'/'.join(result.dense)}: n={result.n}, width {result.width}, "
+                       f"{result.draws} draws")
+        ax_h.legend(frameon=False, fontsize=7)
+        eps = [r["eps"] for r in result.rows]
+        x = np.arange(len(eps))
+        ax_e.semilogy(x, [r["raw_error"] for r in result.rows], "s-", label="raw")
+        ax_e.semilogy(x, [r["centred_error"] for r in result.rows], "o-", label="centred")
+        ax_e.semilogy(x, [r["noise"] for r in result.rows], "k:", label="MC noise")
+        ax_e.set_xticks(x, [f"{e:g}" for e in eps])
+        ax_e.set_xlabel("eps (ternary sparsity)")
+        ax_e.set_ylabel(r"$\|K_c - K_d\|_2 / \|K_d\|_2$")
+        ax_e.set_title("compressed vs dense CK")
+        ax_e.legend(frameon=False)
         fig.savefig(path)
     return path
