@@ -6,10 +6,32 @@ from solvers.entropy import (
     encode_ternary,
     ternary_entropy_bound,
 )
+from solvers.quantizer import LevelStructure, min_variance, optimise_thresholds
+from solvers.steps import StepFunction, level_projections, step_constants
+from solvers.ternarize import (
+    FAMILIES,
+    CompressionResult,
+    LayerSolution,
+    compress_network,
+    solve_hidden_layer,
+    solve_output_layer,
+)
 
 __all__ = [
+    "FAMILIES",
+    "CompressionResult",
+    "LayerSolution",
+    "LevelStructure",
+    "StepFunction",
+    "compress_network",
     "decode_ternary",
     "empirical_entropy_bits",
     "encode_ternary",
+    "level_projections",
+    "min_variance",
+    "optimise_thresholds",
+    "solve_hidden_layer",
+    "solve_output_layer",
+    "step_constants",
     "ternary_entropy_bound",
 ]
