@@ -32,7 +32,7 @@ def run_demo(out: Path, quick: bool = False) -> str:
     out.mkdir(parents=True, exist_ok=True)
     n = 400 if quick else 800
     ns = (100, 200, 400) if quick else (200, 400, 800, 1600)
-    width, draws = (400, 6) if quick else (1000, 20)
+    width, draws = (400, 6) if quick else (1000, 60)
     dense = ["relu"] * 3
     steps = tqdm(total=4, desc="demo", leave=False)
 
