@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ntk import METHODS, activation, activation_constants
+from solvers import FAMILIES
 from validation.compression import compression_report
 from validation.experiments import (
     KERNELS,
@@ -143,7 +144,8 @@ def _cmd_kurtosis(args) -> None:
 def _cmd_compress(args) -> None:
     acts = network_activations(args.act, args.layers)
     result, payload = compression_report(acts, args.tau0, eps=args.eps,
-                                         max_levels=args.max_levels, p=args.p,
+                                         max_levels=args.max_levels,
+                                         hidden_family=args.hidden_family, p=args.p,
                                          width=args.width, classes=args.classes)
     mem = payload["memory"]
     lines = [f"NTK-LC compression of {'/'.join(result.dense_names)}"
@@ -217,6 +219,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=int, default=None, help="depth L")
     p.add_argument("--eps", type=float, default=0.9, help="ternary sparsity in [0, 1)")
     p.add_argument("--max-levels", type=int, default=32, help="cap on the output levels")
+    p.add_argument("--hidden-family", choices=FAMILIES, default="auto",
+                   help="hidden-layer family (binary: the spec's two-level family, matched "
+                        "up to the gauge only)")
     p.add_argument("--tau0", type=_positive_float, default=1.0, help="data scale")
     p.add_argument("--p", type=_positive_int, default=784, help="input dimension (memory)")
     p.add_argument("--width", type=_positive_int, default=2000, help="hidden width (memory)")

@@ -39,8 +39,8 @@ def check_eps(eps: float) -> float:
 
 
 def compression_report(acts, tau0: float = 1.0, *, eps: float = 0.9, max_levels: int = 32,
-                       p: int = 784, width: int = 2000, classes: int = 10, seed: int = 0
-                       ) -> tuple[CompressionResult, dict]:
+                       hidden_family: str = "auto", p: int = 784, width: int = 2000,
+                       classes: int = 10, seed: int = 0) -> tuple[CompressionResult, dict]:
     """Solve the compression of ``acts`` and count the memory of a network of that shape.
 
     Args:
@@ -48,6 +48,7 @@ def compression_report(acts, tau0: float = 1.0, *, eps: float = 0.9, max_levels:
         tau0: data scale.
         eps: sparsity of the ternary weights.
         max_levels: cap on the output layer's levels.
+        hidden_family: see ``solvers.ternarize.FAMILIES``.
         p, width, classes: input dimension, hidden width and readout outputs of the network
             whose memory is counted (weights drawn from the ternary law with ``seed``).
 
@@ -57,7 +58,7 @@ def compression_report(acts, tau0: float = 1.0, *, eps: float = 0.9, max_levels:
     eps = check_eps(eps)
     if min(p, width, classes) < 1:
         raise ValueError("p, width and classes must be positive")
-    result = compress_network(acts, tau0, max_levels=max_levels)
+    result = compress_network(acts, tau0, max_levels=max_levels, hidden_family=hidden_family)
     widths = (width,) * len(result.layers)
     network = CompressedNetwork.random(p, widths, result.activations, eps, tau0, seed=seed)
     memory = memory_report(network, readout_shape=(classes, width))
