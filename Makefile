@@ -33,6 +33,8 @@ lint: $(BIN)/activate
 
 bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py
+	$(BIN)/python benchmarks/bench_solver.py
+	$(BIN)/python benchmarks/bench_ternary.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
