@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy
+from _machine import cpu_name
 from scipy import optimize
 
 from ntk.activations import activation
@@ -61,18 +62,6 @@ TOLS = (1e-10, 1e-6)
 INVALID = 1e6
 
 Equation = tuple[str, Callable[[ActivationConstants], float], float]
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def equations(target: ActivationConstants, names: tuple[str, ...]) -> list[Equation]:

@@ -15,25 +15,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import time
 
 import numba
 import numpy as np
+from _machine import cpu_name
 
 from nets.compressed import TernaryMatrix, sample_ternary_signs
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def interleaved_best(fns: dict, repeat: int) -> dict[str, float]:

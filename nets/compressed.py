@@ -295,12 +295,27 @@ def _forward(X, products: Sequence[Callable[[np.ndarray], np.ndarray]], p: int,
     return Sigma
 
 
-def _gram(Sigma: np.ndarray) -> np.ndarray:
-    return Sigma.T @ Sigma
+class _LayeredNetwork:
+    """What both network classes derive from their ``weights`` and ``features``."""
+
+    @property
+    def input_dim(self) -> int:
+        """p, the number of input features."""
+        return self.weights[0].shape[1]
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """(d_1, ..., d_L)."""
+        return tuple(W.shape[0] for W in self.weights)
+
+    def ck(self, X, dtype=np.float32) -> np.ndarray:
+        """Conjugate kernel Sigma_L^T Sigma_L, (n, n), in ``dtype`` (see ``features``)."""
+        Sigma = self.features(X, dtype)
+        return Sigma.T @ Sigma
 
 
 @dataclass(frozen=True, eq=False)
-class CompressedNetwork:
+class CompressedNetwork(_LayeredNetwork):
     """A random-features network with sparse ternary weights (spec sections 2 and 7).
 
     Attributes:
@@ -327,16 +342,6 @@ class CompressedNetwork:
         object.__setattr__(self, "activations", acts)
         object.__setattr__(self, "centring", centring)
         object.__setattr__(self, "eps", _check_eps(self.eps))
-
-    @property
-    def input_dim(self) -> int:
-        """p, the number of input features."""
-        return self.weights[0].shape[1]
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """(d_1, ..., d_L)."""
-        return tuple(W.shape[0] for W in self.weights)
 
     @classmethod
     def random(cls, p: int, widths: Sequence[int], activations, eps: float, tau0: float,
@@ -391,13 +396,9 @@ class CompressedNetwork:
         return _forward(X, [W.matmul for W in self.weights], self.input_dim, self.activations,
                         self.centring, dtype)
 
-    def ck(self, X, dtype=np.float32) -> np.ndarray:
-        """Conjugate kernel Sigma_L^T Sigma_L, (n, n), in ``dtype`` (see :meth:`features`)."""
-        return _gram(self.features(X, dtype))
-
 
 @dataclass(frozen=True, eq=False)
-class DenseNetwork:
+class DenseNetwork(_LayeredNetwork):
     """The same network with dense float32 weights (the uncompressed baseline).
 
     Attributes:
@@ -419,16 +420,6 @@ class DenseNetwork:
         object.__setattr__(self, "weights", weights)
         object.__setattr__(self, "activations", acts)
         object.__setattr__(self, "centring", centring)
-
-    @property
-    def input_dim(self) -> int:
-        """p, the number of input features."""
-        return self.weights[0].shape[1]
-
-    @property
-    def widths(self) -> tuple[int, ...]:
-        """(d_1, ..., d_L)."""
-        return tuple(W.shape[0] for W in self.weights)
 
     @classmethod
     def random(cls, p: int, widths: Sequence[int], activations, tau0: float,
@@ -459,10 +450,6 @@ class DenseNetwork:
         dtype = _check_dtype(dtype)
         products = [lambda S, W=W: W.astype(dtype, copy=False) @ S for W in self.weights]
         return _forward(X, products, self.input_dim, self.activations, self.centring, dtype)
-
-    def ck(self, X, dtype=np.float32) -> np.ndarray:
-        """Conjugate kernel Sigma_L^T Sigma_L, (n, n), in ``dtype``."""
-        return _gram(self.features(X, dtype))
 
 
 def _check_widths(p, widths, layers: int) -> tuple[int, ...]:

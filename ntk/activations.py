@@ -163,7 +163,8 @@ def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]
     return fn
 
 
-def _piecewise_mp(pieces: Sequence[Piece]) -> Callable:
+def piecewise_mp(pieces: Sequence[Piece]) -> Callable:
+    """mpmath evaluation of a piecewise polynomial (value at a breakpoint: the right piece)."""
     funcs = [(p.hi, sympy.lambdify(_X, p.poly, "mpmath")) for p in pieces]
 
     def fn(x):
@@ -194,7 +195,7 @@ def _from_pieces(name: str, pieces: list[Piece], params: dict[str, float],
     return Activation(
         name=name, fn=_piecewise_fn(pieces_t), derivative=_piecewise_fn(derivs),
         breakpoints=tuple(breakpoints), has_jumps=has_jumps, odd=odd,
-        mp_fn=_piecewise_mp(pieces_t), pieces=pieces_t, params=params)
+        mp_fn=piecewise_mp(pieces_t), pieces=pieces_t, params=params)
 
 
 _INF = math.inf

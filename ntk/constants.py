@@ -32,7 +32,7 @@ import mpmath
 import numpy as np
 import sympy
 
-from ntk.activations import Activation, activation
+from ntk.activations import Activation, Piece, activation, piecewise_mp
 from ntk.quadrature import gaussian_rule
 
 __all__ = ["METHODS", "ActivationConstants", "activation_constants", "tau_chain"]
@@ -159,16 +159,7 @@ def _quad_constants(act: Activation, tau: float) -> dict[str, float]:
 
 def _mp_derivative(act: Activation):
     if act.pieces is not None:
-        funcs = [(p.hi, sympy.lambdify(_X, sympy.diff(p.poly, _X), "mpmath"))
-                 for p in act.pieces]
-
-        def deriv(x):
-            for hi, f in funcs:
-                if x < hi:
-                    return f(x)
-            return funcs[-1][1](x)
-
-        return deriv
+        return piecewise_mp([Piece(p.lo, p.hi, sympy.diff(p.poly, _X)) for p in act.pieces])
     fn = _mp_fn(act)
     return lambda x: mpmath.diff(fn, x)
 
