@@ -84,3 +84,13 @@ def test_compressed_ck_matches_dense_within_noise():
     for row in res.rows:
         assert row["centred_error"] < 2 * row["noise"], row
         assert row["top_eig_rel_err"][0] < 0.05 and row["alignment"][0] > 0.95
+
+
+def test_compare_json_and_figure(capsys, tmp_path):
+    payload = run_json(capsys, ["compare", "--act", "tanh", "--layers", "2", "--n", "120",
+                                "--width", "150", "--draws", "4", "--eps", "0,0.9",
+                                "--out", str(tmp_path)])
+    assert [row["eps"] for row in payload["rows"]] == [0.0, 0.9]
+    for row in payload["rows"]:
+        assert row["noise"] > 0 and row["centred_error"] < 3 * row["noise"]
+    assert (tmp_path / "compression_spectra.png").stat().st_size > 10_000
