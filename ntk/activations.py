@@ -121,8 +121,7 @@ class Activation:
         return (self.fn(x + h) - self.fn(x - h)) / (2 * h)
 
 
-@numba.njit(parallel=True, cache=True)
-def _piecewise_kernel(x, his, coef, out):
+def _piecewise_loop(x, his, coef, out):
     """out[i] = polynomial of x[i]'s piece (Horner), for flat arrays x and out."""
     n_cuts = his.shape[0]
     degree = coef.shape[0] - 1
@@ -135,6 +134,12 @@ def _piecewise_kernel(x, his, coef, out):
         for d in range(1, degree + 1):
             acc = acc * v + coef[d, k]
         out[i] = acc
+
+
+_piecewise_parallel = numba.njit(parallel=True, cache=True)(_piecewise_loop)
+_piecewise_serial = numba.njit(cache=True)(_piecewise_loop)
+# Below this size waking the thread pool costs more than the loop itself.
+_PARALLEL_MIN_SIZE = 1 << 16
 
 
 def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]:
@@ -157,7 +162,8 @@ def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]
         dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
         x = np.ascontiguousarray(x, dtype=dtype)
         out = np.empty_like(x)
-        _piecewise_kernel(x.reshape(-1), *tables[dtype], out.reshape(-1))
+        kernel = _piecewise_parallel if x.size >= _PARALLEL_MIN_SIZE else _piecewise_serial
+        kernel(x.reshape(-1), *tables[dtype], out.reshape(-1))
         return out
 
     return fn
