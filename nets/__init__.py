@@ -1,13 +1,51 @@
 """Networks on the CPU: compressed-network inference and memory accounting."""
 
 from nets.compressed import CompressedNetwork, DenseNetwork, TernaryMatrix, sample_ternary_signs
+from nets.data import DataNotFoundError, Dataset, as_float, load_dataset, read_idx
+from nets.datasets import get_dataset_info
+from nets.layers import (
+    Activation,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    MaxPool2d,
+    init_weights,
+)
+from nets.losses import mse, one_hot, softmax_cross_entropy
 from nets.memory import MemoryReport, memory_report
+from nets.model import Sequential, mlp, small_cnn
+from nets.optim import SGD, Adam, Optimizer
 
 __all__ = [
+    "SGD",
+    "Activation",
+    "Adam",
+    "AvgPool2d",
     "CompressedNetwork",
+    "Conv2d",
+    "DataNotFoundError",
+    "Dataset",
+    "Dense",
     "DenseNetwork",
+    "Flatten",
+    "Layer",
+    "MaxPool2d",
     "MemoryReport",
+    "Optimizer",
+    "Sequential",
     "TernaryMatrix",
+    "as_float",
+    "get_dataset_info",
+    "init_weights",
+    "load_dataset",
     "memory_report",
+    "mlp",
+    "mse",
+    "one_hot",
+    "read_idx",
     "sample_ternary_signs",
+    "small_cnn",
+    "softmax_cross_entropy",
 ]

@@ -23,7 +23,12 @@ from validation.experiments import (
     network_activations,
     spectrum_experiment,
 )
-from validation.figures import plot_compression_spectra, plot_convergence, plot_spectrum
+from validation.figures import (
+    plot_accuracy_memory,
+    plot_compression_spectra,
+    plot_convergence,
+    plot_spectrum,
+)
 
 __all__ = ["main"]
 
@@ -197,6 +202,36 @@ def _cmd_compress(args) -> None:
     _emit(payload, args.json, lines)
 
 
+def _cmd_experiment(args) -> None:
+    from validation.realdata import ntklc_real_experiment
+
+    if args.name != "ntklc-real":
+        raise ValueError(f"unknown experiment {args.name!r}; available: ntklc-real")
+    kwargs = {"widths": (500, 500, 250), "n_train": 10000} if args.quick else {}
+    r = ntklc_real_experiment(_DATA_NAMES[args.data], data_dir=args.data_dir, seed=args.seed,
+                              progress=not args.json, **kwargs)
+    payload = r.as_dict()
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "ntklc-real", payload)
+        plot_accuracy_memory(r, out / "accuracy_memory.png")
+    tasks = list(r.rows[0]["accuracy"])
+    lines = [f"NTK-LC on {r.data}: random features {'-'.join(map(str, r.widths))}, "
+             f"{r.n_train} training / {r.n_test} test images, ridge readout",
+             "  method        setting                     hidden MB   factor  "
+             + "  ".join(f"{t:>12}" for t in tasks)]
+    for row in r.rows:
+        lines.append(f"  {row['method']:<13} {row['setting']:<27} "
+                     f"{row['hidden_bits'] / 8e6:9.3f} {row['factor']:8.1f}  "
+                     + "  ".join(f"{100 * row['accuracy'][t]:11.2f}%" for t in tasks))
+    lines += [f"  memory rule: {r.rule}", f"  {r.seconds:.0f} s"]
+    _emit(payload, args.json, lines)
+
+
+_DATA_NAMES = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10",
+               "cifar-10": "cifar-10"}
+
+
 def _cmd_demo(args) -> None:
     from validation.demo import run_demo
 
@@ -282,6 +317,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_kurtosis)
+
+    p = sub.add_parser("experiment", help="run a paper experiment end to end (ntklc-real)")
+    p.add_argument("name", help="experiment name: ntklc-real")
+    p.add_argument("--data", choices=sorted(_DATA_NAMES), default="mnist")
+    p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
+    p.add_argument("--quick", action="store_true",
+                   help="widths 500-500-250 and 10000 training images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--out", help="folder for the figure and results JSON")
+    p.set_defaults(func=_cmd_experiment)
 
     p = sub.add_parser("demo", help="the main job on built-in GMM data: figures and a report")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")

@@ -8,7 +8,8 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_compression_spectra", "plot_convergence", "plot_spectrum"]
+__all__ = ["plot_accuracy_memory", "plot_compression_spectra", "plot_convergence",
+           "plot_spectrum"]
 
 _STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8, "figure.dpi": 150}
 
@@ -101,5 +102,28 @@ def plot_compression_spectra(result, path: str | Path) -> Path:
         ax_e.set_ylabel(r"$\|K_c - K_d\|_2 / \|K_d\|_2$")
         ax_e.set_title("compressed vs dense CK")
         ax_e.legend(frameon=False)
+        fig.savefig(path)
+    return path
+
+
+def plot_accuracy_memory(result, path: str | Path) -> Path:
+    """Test accuracy against hidden-layer memory (log axis), one panel per task."""
+    path = Path(path)
+    tasks = list(result.rows[0]["accuracy"])
+    markers = {"dense": "*", "ntk-lc": "o", "pruning": "s", "quantization": "^"}
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(7.0, 2.8), layout="constrained")
+        axes = fig.subplots(1, len(tasks), squeeze=False)[0]
+        for ax, task in zip(axes, tasks, strict=True):
+            for i, method in enumerate(markers):
+                rows = [r for r in result.rows if r["method"] == method]
+                rows.sort(key=lambda r: r["hidden_bits"])
+                ax.semilogx([r["hidden_bits"] / 8e6 for r in rows],
+                            [100 * r["accuracy"][task] for r in rows], markers[method] + "-",
+                            color=f"C{i}", ms=5 if method != "dense" else 9, label=method)
+            ax.set_xlabel("hidden-layer memory (MB)")
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"{result.data}, {task}")
+            ax.legend(frameon=False)
         fig.savefig(path)
     return path
