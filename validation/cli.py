@@ -232,6 +232,21 @@ _DATA_NAMES = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "c
                "cifar-10": "cifar-10"}
 
 
+def _cmd_train(args) -> None:
+    from validation.train import train_model
+
+    r = train_model(_DATA_NAMES[args.data], args.model, epochs=args.epochs,
+                    hidden=args.hidden, batch_size=args.batch_size, optimizer=args.optimizer,
+                    lr=args.lr, seed=args.seed, threads=args.threads, data_dir=args.data_dir,
+                    out=args.out, progress=not args.json)
+    payload = r.as_dict()
+    lines = [f"{r.model} on {r.data}: test accuracy {100 * r.test_accuracy:.2f} % after "
+             f"{r.epochs} epochs, {r.seconds:.1f} s ({r.samples_per_second:.0f} samples/s)"]
+    if r.model_path:
+        lines.append(f"  saved {r.model_path}")
+    _emit(payload, args.json, lines)
+
+
 def _cmd_demo(args) -> None:
     from validation.demo import run_demo
 
@@ -318,6 +333,21 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_kurtosis)
 
+    p = sub.add_parser("train", help="train the MLP or CNN of nets/ on an image data set")
+    p.add_argument("--data", choices=sorted(_DATA_NAMES), default="mnist")
+    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--hidden", type=_int_list, default=[1024, 1024], help="MLP widths")
+    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
+    p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=_positive_int, default=None)
+    p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
+    p.add_argument("--out", default=None, help="folder for model.npz")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=_cmd_train)
+
     p = sub.add_parser("experiment", help="run a paper experiment end to end (ntklc-real)")
     p.add_argument("name", help="experiment name: ntklc-real")
     p.add_argument("--data", choices=sorted(_DATA_NAMES), default="mnist")
@@ -341,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
         args.func(args)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:  # user errors: bad input, missing data
         sys.stderr.write(f"ntklc: error: {exc}\n")
         return 2
     return 0

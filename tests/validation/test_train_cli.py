@@ -1,0 +1,40 @@
+"""ntklc train and ntklc experiment: JSON contract and errors (offline data via NTKLC_DATA)."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from validation.cli import main
+
+DATA = os.environ.get("NTKLC_DATA")
+needs_mnist = pytest.mark.skipif(
+    not DATA or not (Path(DATA) / "mnist").is_dir(),
+    reason="offline MNIST not found: set NTKLC_DATA to a folder with mnist/ (make test does)")
+
+
+@needs_mnist
+def test_train_mlp_one_epoch(capsys, tmp_path):
+    assert main(["train", "--data", "mnist", "--model", "mlp", "--hidden", "64", "--epochs",
+                 "1", "--threads", "1", "--out", str(tmp_path), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload) >= {"test_accuracy", "epochs", "seconds", "samples_per_second",
+                            "model_path"}
+    # A 784-64-10 MLP after one Adam epoch on 60000 images is far above chance (10 %).
+    assert payload["test_accuracy"] > 0.9
+    assert Path(payload["model_path"]).is_file()
+
+
+def test_missing_data_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("NTKLC_DATA", str(tmp_path))
+    monkeypatch.setenv("NTKLC_DATA_URL", "http://127.0.0.1:9")  # refused at once, no network
+    monkeypatch.setattr("nets.data.default_cache_dir", lambda: tmp_path / "cache")
+    assert main(["train", "--data", "fashion-mnist", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ntklc: error:") and err.count("\n") == 1
+
+
+def test_unknown_experiment(capsys):
+    assert main(["experiment", "cifar-features"]) == 2
+    assert "unknown experiment" in capsys.readouterr().err
