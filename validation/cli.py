@@ -203,13 +203,19 @@ def _cmd_compress(args) -> None:
 
 
 def _cmd_experiment(args) -> None:
-    from validation.realdata import ntklc_real_experiment
+    from validation.realdata import cnn_features_experiment, ntklc_real_experiment
 
     if args.name != "ntklc-real":
         raise ValueError(f"unknown experiment {args.name!r}; available: ntklc-real")
     kwargs = {"widths": (500, 500, 250), "n_train": 10000} if args.quick else {}
-    r = ntklc_real_experiment(_DATA_NAMES[args.data], data_dir=args.data_dir, seed=args.seed,
-                              progress=not args.json, **kwargs)
+    data = _DATA_NAMES[args.data]
+    if data == "cifar-10":  # the paper feeds CNN features, not pixels, to the networks
+        r = cnn_features_experiment(data, epochs=1 if args.quick else args.cnn_epochs,
+                                    data_dir=args.data_dir, seed=args.seed,
+                                    progress=not args.json, **kwargs)
+    else:
+        r = ntklc_real_experiment(data, data_dir=args.data_dir, seed=args.seed,
+                                  progress=not args.json, **kwargs)
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -353,7 +359,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", choices=sorted(_DATA_NAMES), default="mnist")
     p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
     p.add_argument("--quick", action="store_true",
-                   help="widths 500-500-250 and 10000 training images")
+                   help="widths 500-500-250, 10000 training images, 1 CNN epoch")
+    p.add_argument("--cnn-epochs", type=_positive_int, default=10,
+                   help="CIFAR-10: epochs of the CNN that provides the features")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--out", help="folder for the figure and results JSON")

@@ -35,16 +35,24 @@ from nets import CompressedNetwork, DenseNetwork, memory_report
 from nets.data import as_float, load_dataset
 from solvers import compress_network, ternary_entropy_bound
 
-__all__ = ["RealDataResult", "ntklc_real_experiment", "prepare_images", "ridge_readout"]
+__all__ = ["RealDataResult", "cnn_features_experiment", "ntklc_real_experiment",
+           "prepare_images", "prepare_vectors", "random_features_experiment", "ridge_readout"]
 
 _FLOAT_BITS = 32
 _RIDGE_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def prepare_images(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flattened (p, n) float32 data centred and scaled by training statistics (tau0 = 1)."""
-    Xtr = as_float(train).reshape(train.shape[0], -1)
-    Xte = as_float(test).reshape(test.shape[0], -1)
+    """Flattened (p, n) float32 pixel data centred and scaled by training statistics."""
+    return prepare_vectors(as_float(train).reshape(train.shape[0], -1),
+                           as_float(test).reshape(test.shape[0], -1))
+
+
+def prepare_vectors(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(p, n) float32 data from (n, p) rows: minus the training mean, divided by the training
+    root mean square norm, so that tau0 estimated from the training set is 1."""
+    Xtr = np.array(train, dtype=np.float32)
+    Xte = np.array(test, dtype=np.float32)
     mean = Xtr.mean(axis=0)
     Xtr -= mean
     Xte -= mean
@@ -128,7 +136,7 @@ def ntklc_real_experiment(data: str = "mnist", *, widths=(2000, 2000, 1000),
                           eps_values=(0.0, 0.5, 0.9, 0.99, 0.999), bits=(1, 2, 4, 8),
                           n_train: int | None = None, data_dir=None, seed: int = 0,
                           progress: bool = False) -> RealDataResult:
-    """Run the experiment of the module docstring and return accuracy vs memory.
+    """Run the experiment of the module docstring on a data set's pixels.
 
     Args:
         data: ``mnist`` or ``fashion-mnist`` (or ``cifar-10`` raw pixels).
@@ -143,11 +151,30 @@ def ntklc_real_experiment(data: str = "mnist", *, widths=(2000, 2000, 1000),
     train, test = load_dataset(data, "train", data_dir), load_dataset(data, "test", data_dir)
     n = len(train) if n_train is None else min(int(n_train), len(train))
     X_train, X_test = prepare_images(train.images[:n], test.images)
-    y_train, y_test = train.labels[:n], test.labels
+    return random_features_experiment(
+        data, X_train, train.labels[:n], X_test, test.labels, len(train.classes),
+        widths=widths, eps_values=eps_values, bits=bits, seed=seed, progress=progress,
+        start=start)
+
+
+def random_features_experiment(data: str, X_train: np.ndarray, y_train: np.ndarray,
+                               X_test: np.ndarray, y_test: np.ndarray, classes: int, *,
+                               widths=(2000, 2000, 1000),
+                               eps_values=(0.0, 0.5, 0.9, 0.99, 0.999), bits=(1, 2, 4, 8),
+                               seed: int = 0, progress: bool = False,
+                               start: float | None = None) -> RealDataResult:
+    """The comparison of the module docstring on prepared inputs (``prepare_vectors``).
+
+    Args:
+        data: a label for the result.
+        X_train, X_test: (p, n) inputs with tau0 = 1 on the training set.
+        y_train, y_test: integer labels; ``classes`` their number.
+    """
+    start = time.perf_counter() if start is None else start
+    n = X_train.shape[1]
     p = X_train.shape[0]
     widths = tuple(int(w) for w in widths)
     acts = ["relu"] * len(widths)
-    classes = len(train.classes)
     dense = DenseNetwork.random(p, widths, acts, 1.0, seed=seed)
     result = compress_network(acts, 1.0)
     n_weights = sum(W.size for W in dense.weights)
@@ -190,5 +217,42 @@ def ntklc_real_experiment(data: str = "mnist", *, widths=(2000, 2000, 1000),
             f"per kept weight + h(f) bits per weight for the mask; quantization k bits per "
             f"weight; + one float32 per layer; readout float32 ({readout_bits} bits) in the "
             f"totals. Entropy bound at eps=0.9: {ternary_entropy_bound(0.9):.3f} bits/weight")
-    return RealDataResult(data=data, widths=widths, n_train=n, n_test=len(test),
+    return RealDataResult(data=data, widths=widths, n_train=n, n_test=X_test.shape[1],
                           rows=tuple(rows), rule=rule, seconds=time.perf_counter() - start)
+
+
+def cnn_features_experiment(data: str = "cifar-10", *, epochs: int = 10,
+                            widths=(2000, 2000, 1000), eps_values=(0.0, 0.5, 0.9, 0.99, 0.999),
+                            bits=(1, 2, 4, 8), n_train: int | None = None, data_dir=None,
+                            seed: int = 0, progress: bool = False) -> RealDataResult:
+    """The paper's CIFAR-10 pipeline: a small CNN trained by ``nets`` provides features (its
+    penultimate 128-unit layer), which go through the same random-features comparison.
+
+    Args:
+        data: image data set (``cifar-10`` in the paper; any of ``load_dataset``'s).
+        epochs: CNN training epochs (Adam, batch 128).
+        n_train: first n_train training images for both the CNN and the readout.
+    """
+    from nets import small_cnn
+    from validation.train import image_arrays
+
+    start = time.perf_counter()
+    Xtr, ytr, Xte, yte, classes = image_arrays(data, "cnn", data_dir)
+    if n_train is not None:
+        Xtr, ytr = Xtr[:n_train], ytr[:n_train]
+    cnn = small_cnn(Xtr.shape[1:], classes, rng=seed)
+    cnn.fit(Xtr, ytr, epochs=epochs, batch_size=128, rng=seed, progress=progress)
+
+    def features(X):
+        out = []
+        for i in range(0, X.shape[0], 1024):
+            h = X[i:i + 1024]
+            for layer in cnn.layers[:-1]:  # everything but the classifier
+                h = layer.forward(h, False)
+            out.append(h)
+        return np.concatenate(out)
+
+    F_train, F_test = prepare_vectors(features(Xtr), features(Xte))
+    return random_features_experiment(
+        f"{data} (CNN features)", F_train, ytr, F_test, yte, classes, widths=widths,
+        eps_values=eps_values, bits=bits, seed=seed, progress=progress, start=start)

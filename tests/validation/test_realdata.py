@@ -71,3 +71,32 @@ def test_small_run_on_mnist():
     assert ntklc["factor"] > 40
     assert abs(ntklc["accuracy"]["classes 0-4"] - dense["accuracy"]["classes 0-4"]) < 0.05
     assert set(r.as_dict()) >= {"rows", "rule", "widths"}
+
+
+def _fake_cifar_folder(root: Path, per_batch: int = 40) -> Path:
+    """The extracted CIFAR-10 layout with tiny random batches (exact pickle format)."""
+    import pickle
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, per_batch).tolist()
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"batch_label": b"fake", b"data": data, b"labels": labels}, f,
+                        protocol=2)
+    return folder
+
+
+def test_cifar_pipeline_on_generated_batches(tmp_path):
+    from validation.realdata import cnn_features_experiment
+
+    folder = _fake_cifar_folder(tmp_path)
+    r = cnn_features_experiment("cifar-10", epochs=1, widths=(64, 64, 32), eps_values=(0.9,),
+                                bits=(1,), data_dir=folder)
+    payload = r.as_dict()
+    assert payload["data"] == "cifar-10 (CNN features)"
+    assert payload["n_train"] == 200 and payload["n_test"] == 40
+    assert {row["method"] for row in payload["rows"]} == {"dense", "ntk-lc", "pruning",
+                                                           "quantization"}
