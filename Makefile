@@ -35,6 +35,7 @@ bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py
 	$(BIN)/python benchmarks/bench_solver.py
 	$(BIN)/python benchmarks/bench_ternary.py
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
