@@ -7,6 +7,7 @@ training statistics.
 
 from __future__ import annotations
 
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ class TrainResult:
     seconds: float
     samples_per_second: float
     model_path: str | None
+    peak_memory_mb: float
+    data_and_params_mb: float
     history: dict
 
     def as_dict(self) -> dict:
@@ -109,7 +112,11 @@ def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
         Path(out).mkdir(parents=True, exist_ok=True)
         path = str(Path(out) / "model.npz")
         net.save(path)
+    # ru_maxrss is in KiB on Linux: the peak resident memory of the whole process.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    payload = Xtr.nbytes + Xte.nbytes + sum(p.nbytes for p in net.params())
     return TrainResult(data=data, model=model, test_accuracy=float(accuracy),
                        test_loss=float(loss), epochs=epochs, seconds=seconds,
                        samples_per_second=epochs * Xtr.shape[0] / seconds, model_path=path,
+                       peak_memory_mb=peak, data_and_params_mb=payload / 2**20,
                        history={k: list(map(float, v)) for k, v in history.items()})
