@@ -243,8 +243,8 @@ def _cmd_train(args) -> None:
 
     r = train_model(_DATA_NAMES[args.data], args.model, epochs=args.epochs,
                     hidden=args.hidden, batch_size=args.batch_size, optimizer=args.optimizer,
-                    lr=args.lr, seed=args.seed, threads=args.threads, data_dir=args.data_dir,
-                    out=args.out, progress=not args.json)
+                    lr=args.lr, lr_decay=args.lr_decay, seed=args.seed, threads=args.threads,
+                    data_dir=args.data_dir, out=args.out, progress=not args.json)
     payload = r.as_dict()
     lines = [f"{r.model} on {r.data}: test accuracy {100 * r.test_accuracy:.2f} % after "
              f"{r.epochs} epochs, {r.seconds:.1f} s ({r.samples_per_second:.0f} samples/s)"]
@@ -347,6 +347,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=128)
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="adam")
     p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument("--lr-decay", type=_positive_float, default=0.8,
+                   help="learning-rate factor applied after every epoch (default 0.8)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=_positive_int, default=None)
     p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")

@@ -68,7 +68,8 @@ class TrainResult:
 
 def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
                 hidden=(1024, 1024), batch_size: int = 128, optimizer: str = "adam",
-                lr: float | None = None, seed: int = 0, threads: int | None = None,
+                lr: float | None = None, lr_decay: float = 0.8, seed: int = 0,
+                threads: int | None = None,
                 data_dir=None, out: str | Path | None = None, progress: bool = True
                 ) -> TrainResult:
     """Train ``mlp`` or ``small_cnn`` and evaluate it on the test split.
@@ -78,6 +79,7 @@ def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
         model: ``mlp`` (widths ``hidden``) or ``cnn``.
         epochs, batch_size: positive integers.
         optimizer: ``adam`` (default lr 1e-3) or ``sgd`` (momentum 0.9, default lr 0.05).
+        lr_decay: the learning rate is multiplied by this after every epoch (in (0, 1]).
         seed: initial weights and shuffling.
         threads: BLAS and Numba threads (default: all).
         out: folder for ``model.npz`` (not saved when ``None``).
@@ -88,6 +90,8 @@ def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
         raise ValueError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
+    if not 0 < lr_decay <= 1:
+        raise ValueError(f"lr_decay must lie in (0, 1], got {lr_decay}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be positive, got {threads}")
     Xtr, ytr, Xte, yte, classes = image_arrays(data, model, data_dir)
@@ -101,8 +105,11 @@ def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
         if threads is not None:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         try:
+            def decay(epoch, logs):
+                opt.lr *= lr_decay
+
             history = net.fit(Xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt,
-                              rng=seed, progress=progress)
+                              rng=seed, progress=progress, callback=decay)
             seconds = time.perf_counter() - start
             loss, accuracy = net.evaluate(Xte, yte)
         finally:
