@@ -205,41 +205,46 @@ class Dense(_ParamLayer):
 # prange version made a small-CNN epoch 1.5x slower (threads wait for a descheduled peer).
 @numba.njit(cache=True)
 def _im2col(x, stride, pad, cols):
-    """cols[n, r, q, c, i, j] = x[n, c, r s + i - pad, q s + j - pad], zero outside x."""
+    """cols[n, c, i, j, r, q] = x[n, c, r s + i - pad, q s + j - pad], zero outside x.
+
+    The output pixel (r, q) is the last, contiguous axis: the inner loop copies a row of x
+    into a row of cols, and ``W (o, c k k) @ cols[n] (c k k, H' W')`` is directly the NCHW
+    output of sample n, with no transpose.
+    """
     n_batch, channels, height, width = x.shape
-    _, out_h, out_w, _, kh, kw = cols.shape
+    _, _, kh, kw, out_h, out_w = cols.shape
     for n in range(n_batch):
-        for r in range(out_h):
-            for q in range(out_w):
-                for c in range(channels):
-                    for i in range(kh):
+        for c in range(channels):
+            for i in range(kh):
+                for j in range(kw):
+                    for r in range(out_h):
                         h = r * stride + i - pad
-                        for j in range(kw):
+                        if h < 0 or h >= height:
+                            cols[n, c, i, j, r, :] = 0.0
+                            continue
+                        for q in range(out_w):
                             w = q * stride + j - pad
-                            if 0 <= h < height and 0 <= w < width:
-                                cols[n, r, q, c, i, j] = x[n, c, h, w]
-                            else:
-                                cols[n, r, q, c, i, j] = 0.0
+                            cols[n, c, i, j, r, q] = x[n, c, h, w] if 0 <= w < width else 0.0
 
 
 @numba.njit(cache=True)
 def _col2im(cols, stride, pad, dx):
     """The adjoint of ``_im2col``: dx[n, c, h, w] = sum of the cols entries that copied it."""
-    n_batch, out_h, out_w, channels, kh, kw = cols.shape
+    n_batch, channels, kh, kw, out_h, out_w = cols.shape
     height, width = dx.shape[2], dx.shape[3]
+    dx[:] = 0.0
     for n in range(n_batch):
-        dx[n] = 0.0
-        for r in range(out_h):
-            for q in range(out_w):
-                for c in range(channels):
-                    for i in range(kh):
+        for c in range(channels):
+            for i in range(kh):
+                for j in range(kw):
+                    for r in range(out_h):
                         h = r * stride + i - pad
                         if h < 0 or h >= height:
                             continue
-                        for j in range(kw):
+                        for q in range(out_w):
                             w = q * stride + j - pad
                             if 0 <= w < width:
-                                dx[n, c, h, w] += cols[n, r, q, c, i, j]
+                                dx[n, c, h, w] += cols[n, c, i, j, r, q]
 
 
 class Conv2d(_ParamLayer):
@@ -248,9 +253,10 @@ class Conv2d(_ParamLayer):
     y[n, o, r, q] = b[o] + sum_{c, i, j} W[o, c, i, j] x[n, c, r s + i - p, q s + j - p]
     (zero outside x), with output size H' = (H + 2p - k) // s + 1 (same for width).
 
-    The patches of the whole batch form one matrix ``cols`` of shape (n H' W', c k k), so the
-    forward pass is a single product ``cols W^T`` (BLAS), and backward is dW = g^T cols,
-    dcols = g W, dx = col2im(dcols). im2col/col2im are Numba loops.
+    The patches of each sample form a matrix ``cols[n]`` of shape (c k k, H' W'), so the
+    forward pass is one batched product ``W cols`` (BLAS) that is already NCHW, and backward is
+    dW = sum_n g_n cols_n^T, dcols = W^T g, dx = col2im(dcols). im2col/col2im are Numba loops
+    whose inner loop runs along an image row.
 
     Shapes: x (n, in_ch, H, W), W (out_ch, in_ch, k, k), b (out_ch,), y (n, out_ch, H', W').
 
@@ -299,17 +305,17 @@ class Conv2d(_ParamLayer):
                              f"smaller than the {k}x{k} kernel")
         n = x.shape[0]
         out_h, out_w = self.output_shape(x.shape[2], x.shape[3])
-        cols = np.empty((n, out_h, out_w, self.in_ch, k, k), dtype=self.dtype)
+        cols = np.empty((n, self.in_ch, k, k, out_h, out_w), dtype=self.dtype)
         _im2col(x, self.stride, p, cols)
-        cols2 = cols.reshape(n * out_h * out_w, -1)
-        y = cols2 @ self.W.reshape(self.out_ch, -1).T
-        y += self.b
-        self._cache(train, _cols=cols2, _x_shape=x.shape)
-        # (n, H', W', out) -> NCHW; the copy makes the next layer's access contiguous.
-        return np.ascontiguousarray(y.reshape(n, out_h, out_w, self.out_ch).transpose(0, 3, 1, 2))
+        cols3 = cols.reshape(n, self.in_ch * k * k, out_h * out_w)
+        # One batched product: (o, c k k) @ (n, c k k, H'W') -> (n, o, H'W'), already NCHW.
+        y = np.matmul(self.W.reshape(self.out_ch, -1), cols3)
+        y += self.b[:, None]
+        self._cache(train, _cols=cols3, _x_shape=x.shape)
+        return y.reshape(n, self.out_ch, out_h, out_w)
 
     def backward(self, grad, input_grad=True):
-        cols2 = self._cached(self._cols)
+        cols3 = self._cached(self._cols)
         n, _, height, width = self._x_shape
         k = self.kernel
         grad = np.asarray(grad, dtype=self.dtype)
@@ -317,15 +323,18 @@ class Conv2d(_ParamLayer):
         if grad.shape != (n, self.out_ch, out_h, out_w):
             raise ValueError(f"Conv2d.backward: gradient of shape {grad.shape}, expected "
                              f"{(n, self.out_ch, out_h, out_w)}")
-        g = np.ascontiguousarray(grad.transpose(0, 2, 3, 1)).reshape(-1, self.out_ch)
+        g = np.ascontiguousarray(grad).reshape(n, self.out_ch, out_h * out_w)
         if self.trainable:
-            np.copyto(self.dW.reshape(self.out_ch, -1), _at_b(g, cols2))
-            np.sum(g, axis=0, out=self.db)
+            # dW = sum_n g_n cols_n^T: batched products on transposed views (no copies).
+            np.sum(np.matmul(g, cols3.transpose(0, 2, 1)), axis=0,
+                   out=self.dW.reshape(self.out_ch, -1))
+            np.sum(g, axis=(0, 2), out=self.db)
         if not input_grad:
             return None
-        dcols = (g @ self.W.reshape(self.out_ch, -1)).reshape(n, out_h, out_w, self.in_ch, k, k)
+        dcols = np.matmul(self.W.reshape(self.out_ch, -1).T, g)
         dx = np.empty((n, self.in_ch, height, width), dtype=self.dtype)
-        _col2im(dcols, self.stride, self.padding, dx)
+        _col2im(dcols.reshape(n, self.in_ch, k, k, out_h, out_w), self.stride, self.padding,
+                dx)
         return dx
 
     def config(self):
