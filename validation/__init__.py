@@ -14,16 +14,27 @@ from validation.experiments import (
     network_activations,
     spectrum_experiment,
 )
+from validation.realdata import (
+    RealDataResult,
+    cnn_features_experiment,
+    ntklc_real_experiment,
+)
+from validation.train import TrainResult, train_model
 
 __all__ = [
     "CompressionSpectra",
     "ConvergenceResult",
     "KurtosisResult",
+    "RealDataResult",
     "SpectrumResult",
+    "TrainResult",
+    "cnn_features_experiment",
     "compression_report",
     "compression_spectra",
     "convergence_experiment",
     "kurtosis_experiment",
     "network_activations",
+    "ntklc_real_experiment",
     "spectrum_experiment",
+    "train_model",
 ]
