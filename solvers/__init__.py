@@ -6,6 +6,7 @@ from solvers.entropy import (
     encode_ternary,
     ternary_entropy_bound,
 )
+from solvers.knapsack import KnapsackSolution, grouped_knapsack, grouped_knapsack_milp
 from solvers.quantizer import LevelStructure, min_variance, optimise_thresholds
 from solvers.steps import StepFunction, level_projections, step_constants
 from solvers.ternarize import (
@@ -20,6 +21,7 @@ from solvers.ternarize import (
 __all__ = [
     "FAMILIES",
     "CompressionResult",
+    "KnapsackSolution",
     "LayerSolution",
     "LevelStructure",
     "StepFunction",
@@ -27,6 +29,8 @@ __all__ = [
     "decode_ternary",
     "empirical_entropy_bits",
     "encode_ternary",
+    "grouped_knapsack",
+    "grouped_knapsack_milp",
     "level_projections",
     "min_variance",
     "optimise_thresholds",

@@ -1,0 +1,68 @@
+"""Grouped knapsack: dynamic programming against an exact MILP and brute force."""
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from solvers.knapsack import grouped_knapsack, grouped_knapsack_milp
+
+
+@st.composite
+def instances(draw):
+    groups = draw(st.integers(1, 7))
+    items = draw(st.integers(1, 5))
+    values = np.array(draw(st.lists(st.floats(-5, 5), min_size=groups * items,
+                                    max_size=groups * items))).reshape(groups, items)
+    weights = np.array(draw(st.lists(st.integers(0, 12), min_size=groups * items,
+                                     max_size=groups * items))).reshape(groups, items)
+    lightest = int(weights.min(axis=1).sum())
+    budget = lightest + draw(st.integers(0, int(weights.max(axis=1).sum()) - lightest + 3))
+    return values, weights, budget
+
+
+@settings(max_examples=300, deadline=None)
+@given(instance=instances())
+def test_dp_matches_milp(instance):
+    values, weights, budget = instance
+    dp = grouped_knapsack(values, weights, budget)
+    milp = grouped_knapsack_milp(values, weights, budget)
+    assert dp.value == pytest.approx(milp.value, abs=1e-9)
+    for sol in (dp, milp):
+        assert sol.weight <= budget
+        assert sol.value == pytest.approx(values[np.arange(len(sol.choice)), sol.choice].sum())
+
+
+@settings(max_examples=50, deadline=None)
+@given(instance=instances())
+def test_dp_matches_brute_force(instance):
+    values, weights, budget = instance
+    if values.shape[1] ** values.shape[0] > 5000:
+        return
+    best = min((sum(values[g, j] for g, j in enumerate(c)), c)
+               for c in itertools.product(range(values.shape[1]), repeat=values.shape[0])
+               if sum(weights[g, j] for g, j in enumerate(c)) <= budget)
+    assert grouped_knapsack(values, weights, budget).value == pytest.approx(best[0], abs=1e-9)
+
+
+def test_missing_items_are_skipped():
+    values = np.array([[np.inf, 1.0], [0.5, np.inf]])
+    weights = np.array([[0, 3], [2, 0]])
+    sol = grouped_knapsack(values, weights, 5)
+    assert sol.choice.tolist() == [1, 0] and sol.value == 1.5 and sol.weight == 5
+
+
+@pytest.mark.parametrize("values, weights, budget, message", [
+    (np.ones((2, 3)), np.ones((2, 3), dtype=int), 1, "below the smallest allocation"),
+    (np.ones((2, 3)), np.ones((3, 2), dtype=int), 5, "shape of values"),
+    (np.ones(3), np.ones(3, dtype=int), 5, r"\(groups, items\)"),
+    (np.ones((2, 2)), np.full((2, 2), 0.5), 5, "non-negative integers"),
+    (np.ones((1, 2)), np.ones((1, 2), dtype=int), -1, "non-negative integer"),
+    (np.full((1, 2), np.inf), np.ones((1, 2), dtype=int), 5, "at least one item"),
+    (np.full((1, 2), np.nan), np.ones((1, 2), dtype=int), 5, "finite"),
+])
+def test_bad_input(values, weights, budget, message):
+    with pytest.raises(ValueError, match=message):
+        grouped_knapsack(values, weights, budget)
