@@ -8,6 +8,7 @@ from solvers.entropy import (
 )
 from solvers.knapsack import KnapsackSolution, grouped_knapsack, grouped_knapsack_milp
 from solvers.quantizer import LevelStructure, min_variance, optimise_thresholds
+from solvers.rank import RankSearch, rank_profile, search_rank
 from solvers.steps import StepFunction, level_projections, step_constants
 from solvers.ternarize import (
     FAMILIES,
@@ -24,6 +25,7 @@ __all__ = [
     "KnapsackSolution",
     "LayerSolution",
     "LevelStructure",
+    "RankSearch",
     "StepFunction",
     "compress_network",
     "decode_ternary",
@@ -34,6 +36,8 @@ __all__ = [
     "level_projections",
     "min_variance",
     "optimise_thresholds",
+    "rank_profile",
+    "search_rank",
     "solve_hidden_layer",
     "solve_output_layer",
     "step_constants",
