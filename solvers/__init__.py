@@ -6,6 +6,7 @@ from solvers.entropy import (
     encode_ternary,
     ternary_entropy_bound,
 )
+from solvers.hessian import SpectralDensity, extreme_eigenpairs, hutchinson_trace, slq_density
 from solvers.knapsack import KnapsackSolution, grouped_knapsack, grouped_knapsack_milp
 from solvers.quantizer import LevelStructure, min_variance, optimise_thresholds
 from solvers.rank import RankSearch, rank_profile, search_rank
@@ -26,18 +27,22 @@ __all__ = [
     "LayerSolution",
     "LevelStructure",
     "RankSearch",
+    "SpectralDensity",
     "StepFunction",
     "compress_network",
     "decode_ternary",
     "empirical_entropy_bits",
     "encode_ternary",
+    "extreme_eigenpairs",
     "grouped_knapsack",
     "grouped_knapsack_milp",
+    "hutchinson_trace",
     "level_projections",
     "min_variance",
     "optimise_thresholds",
     "rank_profile",
     "search_rank",
+    "slq_density",
     "solve_hidden_layer",
     "solve_output_layer",
     "step_constants",

@@ -1,0 +1,55 @@
+"""Lanczos, Hutchinson and SLQ on operators with known spectra."""
+
+import numpy as np
+import pytest
+
+from solvers.hessian import extreme_eigenpairs, hutchinson_trace, slq_density
+
+
+def known_operator(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    spectrum = np.concatenate([[50.0, 30.0, 20.0, 10.0, 5.0], rng.uniform(-1, 1, n - 5)])
+    H = (Q * spectrum) @ Q.T
+    return H, np.sort(spectrum)
+
+
+def test_lanczos_matches_dense_eigh():
+    H, spectrum = known_operator()
+    vals, vecs = extreme_eigenpairs(lambda v: H @ v, H.shape[0], k=5)
+    np.testing.assert_allclose(vals, spectrum[::-1][:5], rtol=1e-10)
+    np.testing.assert_allclose(H @ vecs, vecs * vals, atol=1e-8)
+    low, _ = extreme_eigenpairs(lambda v: H @ v, H.shape[0], k=3, which="SA")
+    np.testing.assert_allclose(low, spectrum[:3], rtol=1e-8, atol=1e-10)
+
+
+def test_hutchinson_within_its_standard_error():
+    H, spectrum = known_operator()
+    estimate, se = hutchinson_trace(lambda v: H @ v, H.shape[0], samples=400, seed=1)
+    # A fixed seed; 4 standard errors leave a 6e-5 chance of a false failure.
+    assert abs(estimate - spectrum.sum()) < 4 * se
+    assert se > 0
+
+
+def test_slq_counts_eigenvalues():
+    H, spectrum = known_operator()
+    density = slq_density(lambda v: H @ v, H.shape[0], steps=40, probes=30, seed=2)
+    assert density.weights.sum() == pytest.approx(H.shape[0], rel=1e-12)
+    # The outliers are found as nodes; counts below thresholds within a few eigenvalues
+    # (each probe's quadrature is exact for polynomials of degree < 2 steps).
+    for x in (-0.5, 0.0, 0.5, 7.0):
+        assert abs(density.cumulative(x) - np.sum(spectrum <= x)) < 12
+    assert np.min(np.abs(density.nodes - 50.0)) < 1e-6
+    grid = np.linspace(-2, 55, 500)
+    assert np.trapezoid(density.smoothed(grid, 0.3), grid) == pytest.approx(200, rel=0.02)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="which"):
+        extreme_eigenpairs(lambda v: v, 10, which="LM")
+    with pytest.raises(ValueError, match="k < n"):
+        extreme_eigenpairs(lambda v: v, 3, k=3)
+    with pytest.raises(ValueError, match="2 samples"):
+        hutchinson_trace(lambda v: v, 3, samples=1)
+    with pytest.raises(ValueError, match="positive"):
+        slq_density(lambda v: v, 3, steps=0)
