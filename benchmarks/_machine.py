@@ -1,6 +1,7 @@
-"""What machine a benchmark ran on (shared by the benchmark scripts)."""
+"""Shared by the benchmark scripts: what machine they ran on, and how a call is timed."""
 
 import platform
+import time
 
 
 def cpu_name() -> str:
@@ -13,3 +14,14 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def best_time(fn, repeat: int = 3) -> float:
+    """Smallest wall time of ``repeat`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)

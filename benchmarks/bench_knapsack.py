@@ -8,22 +8,11 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 
 import numpy as np
-from _machine import cpu_name
+from _machine import best_time, cpu_name
 
 from solvers.knapsack import grouped_knapsack, grouped_knapsack_milp
-
-
-def best_time(fn, repeat: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:

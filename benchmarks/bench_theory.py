@@ -17,26 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import time
 
 import numpy as np
+from _machine import best_time
 
 from ntk import CATALOGUE, activation_constants
 from ntk.empirical import network_kernels
 from ntk.equivalents import ck_equivalent
 from ntk.exact import exact_kernels
 from rmt import gaussian_mixture, sample_gmm
-
-
-def best_time(fn, repeat: int = 3) -> float:
-    """Smallest wall time of ``repeat`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def gemm_rate(dtype=np.float64) -> float:
