@@ -7,9 +7,21 @@ from solvers.entropy import (
     ternary_entropy_bound,
 )
 from solvers.hessian import SpectralDensity, extreme_eigenpairs, hutchinson_trace, slq_density
-from solvers.knapsack import KnapsackSolution, grouped_knapsack, grouped_knapsack_milp
+from solvers.knapsack import (
+    KnapsackSolution,
+    allocate_bits,
+    grouped_knapsack,
+    grouped_knapsack_milp,
+)
 from solvers.quantizer import LevelStructure, min_variance, optimise_thresholds
 from solvers.rank import RankSearch, rank_profile, search_rank
+from solvers.rounding import (
+    QuantizedTensor,
+    grid_scale,
+    quantize_gradient_opposed,
+    quantize_nearest,
+    quantize_steered,
+)
 from solvers.steps import StepFunction, level_projections, step_constants
 from solvers.ternarize import (
     FAMILIES,
@@ -26,20 +38,26 @@ __all__ = [
     "KnapsackSolution",
     "LayerSolution",
     "LevelStructure",
+    "QuantizedTensor",
     "RankSearch",
     "SpectralDensity",
     "StepFunction",
+    "allocate_bits",
     "compress_network",
     "decode_ternary",
     "empirical_entropy_bits",
     "encode_ternary",
     "extreme_eigenpairs",
+    "grid_scale",
     "grouped_knapsack",
     "grouped_knapsack_milp",
     "hutchinson_trace",
     "level_projections",
     "min_variance",
     "optimise_thresholds",
+    "quantize_gradient_opposed",
+    "quantize_nearest",
+    "quantize_steered",
     "rank_profile",
     "search_rank",
     "slq_density",

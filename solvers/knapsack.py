@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from scipy import optimize, sparse
 
-__all__ = ["KnapsackSolution", "grouped_knapsack", "grouped_knapsack_milp"]
+__all__ = ["KnapsackSolution", "allocate_bits", "grouped_knapsack", "grouped_knapsack_milp"]
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,45 @@ def grouped_knapsack_milp(values, weights, budget: int) -> KnapsackSolution:
     picks = np.argmax(res.x.reshape(groups, items), axis=1)
     return KnapsackSolution(choice=picks, value=float(values[np.arange(groups), picks].sum()),
                             weight=int(weights[np.arange(groups), picks].sum()))
+
+
+def allocate_bits(losses, sizes, budget: int, resolution: int = 4096) -> KnapsackSolution:
+    """Mixed precision: one bit width per layer, minimising the summed predicted loss change.
+
+    Sizes (bits, often millions) are discretised in units u = budget / resolution and rounded
+    *up*, so the allocation found never exceeds the budget in true bits; the DP then runs over
+    ``resolution + 1`` budget steps. The result is optimal for the rounded-up sizes, which can
+    only exclude allocations within G u bits of the budget.
+
+    Args:
+        losses: (layers, choices) predicted loss change of each choice (``inf``: not allowed,
+            e.g. outside the first-order neighbourhood).
+        sizes: (layers, choices) non-negative integer sizes in bits.
+        budget: total size allowed, in bits.
+        resolution: budget steps of the DP.
+
+    Returns:
+        ``KnapsackSolution`` whose ``weight`` is the true total size in bits.
+
+    Raises:
+        ValueError: bad shapes, or a budget below the smallest allocation.
+    """
+    sizes = np.asarray(sizes)
+    if not np.issubdtype(sizes.dtype, np.integer):
+        raise ValueError(f"sizes must be integers (bits), got dtype {sizes.dtype}")
+    if int(resolution) != resolution or resolution < 1:
+        raise ValueError(f"resolution must be a positive integer, got {resolution}")
+    if int(budget) != budget or budget <= 0:
+        raise ValueError(f"budget must be a positive number of bits, got {budget}")
+    allowed = np.isfinite(np.asarray(losses, dtype=float))
+    if sizes.shape == allowed.shape and allowed.any(axis=1).all():
+        lightest = int(np.where(allowed, sizes, np.iinfo(np.int64).max).min(axis=1).sum())
+        if lightest > budget:
+            raise ValueError(f"budget of {int(budget)} bits is below the smallest allocation "
+                             f"({lightest} bits)")
+    unit = budget / resolution
+    units = np.ceil(sizes / unit).astype(np.int64)
+    solution = grouped_knapsack(losses, units, int(resolution))
+    picked = sizes[np.arange(sizes.shape[0]), solution.choice]
+    return KnapsackSolution(choice=solution.choice, value=solution.value,
+                            weight=int(picked.sum()))

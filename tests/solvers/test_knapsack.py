@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solvers.knapsack import grouped_knapsack, grouped_knapsack_milp
+from solvers.knapsack import allocate_bits, grouped_knapsack, grouped_knapsack_milp
 
 
 @st.composite
@@ -66,3 +66,33 @@ def test_missing_items_are_skipped():
 def test_bad_input(values, weights, budget, message):
     with pytest.raises(ValueError, match=message):
         grouped_knapsack(values, weights, budget)
+
+
+@settings(max_examples=100, deadline=None)
+@given(instance=instances(), resolution=st.integers(8, 400))
+def test_allocate_bits_respects_the_true_budget(instance, resolution):
+    values, weights, _ = instance
+    sizes = weights * 1000 + 7  # bit counts much finer than the DP's budget steps
+    lightest = int(sizes.min(axis=1).sum())
+    budget = lightest + int(0.5 * (sizes.max(axis=1).sum() - lightest)) + 1
+    try:
+        sol = allocate_bits(values, sizes, budget, resolution=resolution)
+    except ValueError:
+        # Rounding sizes up may exclude the lightest allocation when it nearly fills the budget.
+        units = np.ceil(sizes / (budget / resolution))
+        assert units.min(axis=1).sum() > resolution
+        return
+    assert sol.weight == sizes[np.arange(len(sol.choice)), sol.choice].sum() <= budget
+    # Never better than the exact optimum over true sizes, and exact when units are bits.
+    exact = grouped_knapsack_milp(values, sizes, budget)
+    # HiGHS accepts a solution within its 1e-6-scale feasibility/optimality tolerances.
+    assert sol.value >= exact.value - 1e-6
+    assert allocate_bits(values, sizes, budget, resolution=budget).value == pytest.approx(
+        exact.value, abs=1e-6)
+
+
+def test_allocate_bits_bad_budget():
+    with pytest.raises(ValueError, match="below the smallest allocation"):
+        allocate_bits(np.zeros((2, 2)), np.array([[8, 16], [8, 16]]), 15)
+    with pytest.raises(ValueError, match="integers"):
+        allocate_bits(np.zeros((1, 2)), np.array([[8.0, 16.0]]), 20)
