@@ -5,6 +5,8 @@ An :class:`Activation` bundles what the three constant paths and the kernels nee
 * ``fn``: vectorised NumPy function ``sigma(x)``;
 * ``derivative``: its almost-everywhere derivative ``sigma'(x)`` (``None`` for user callables,
   which then fall back to central differences);
+* ``second_derivative``: its almost-everywhere second derivative ``sigma''(x)``, for exact
+  Hessian-vector products (``None`` for user callables and activations with jumps);
 * ``breakpoints``: the x where ``sigma`` or ``sigma'`` is not smooth (kinks or jumps), so that
   quadrature can split its panels there;
 * ``has_jumps``: ``sigma`` itself is discontinuous, so ``E[sigma'(tau xi)^2]`` is infinite and the
@@ -88,6 +90,8 @@ class Activation:
         pieces: piecewise-polynomial form, or ``None``.
         closed_form: hand-derived Gaussian integrals, or ``None``.
         params: the parameters by name.
+        second_derivative: vectorised almost-everywhere ``sigma''`` (the Dirac masses at kinks
+            are left out), or ``None`` when unknown (user callables) or meaningless (jumps).
     """
 
     name: str
@@ -100,6 +104,8 @@ class Activation:
     pieces: tuple[Piece, ...] | None = None
     closed_form: ClosedForm | None = None
     params: dict[str, float] = field(default_factory=dict)
+    # Last, so that positional construction of the fields above keeps its meaning.
+    second_derivative: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.fn(x)
@@ -184,9 +190,14 @@ def piecewise_mp(pieces: Sequence[Piece]) -> Callable:
 
 def _from_pieces(name: str, pieces: list[Piece], params: dict[str, float],
                  odd: bool = False) -> Activation:
-    """Build an activation from its pieces; kinks and jumps are read off the pieces."""
+    """Build an activation from its pieces; kinks and jumps are read off the pieces.
+
+    The derivatives are those of the pieces, so at a kink they take the right piece's value
+    and the second derivative leaves out the Dirac mass (it is the almost-everywhere one).
+    """
     pieces_t = tuple(pieces)
     derivs = [Piece(p.lo, p.hi, sympy.diff(p.poly, _X)) for p in pieces_t]
+    second = [Piece(p.lo, p.hi, sympy.diff(p.poly, _X, 2)) for p in pieces_t]
     breakpoints = []
     has_jumps = False
     for left, right in itertools.pairwise(pieces_t):
@@ -201,7 +212,9 @@ def _from_pieces(name: str, pieces: list[Piece], params: dict[str, float],
     return Activation(
         name=name, fn=_piecewise_fn(pieces_t), derivative=_piecewise_fn(derivs),
         breakpoints=tuple(breakpoints), has_jumps=has_jumps, odd=odd,
-        mp_fn=piecewise_mp(pieces_t), pieces=pieces_t, params=params)
+        mp_fn=piecewise_mp(pieces_t), pieces=pieces_t, params=params,
+        # A jump makes sigma'' a derivative of a Dirac mass: no curvature to report.
+        second_derivative=None if has_jumps else _piecewise_fn(second))
 
 
 _INF = math.inf
@@ -325,15 +338,38 @@ def _ndtr_mp(x):
     return (1 + mpmath.erf(x / mpmath.sqrt(2))) / 2
 
 
-def _smooth(name, fn, derivative, mp_fn, closed_form=None, odd=False):
+def _smooth(name, fn, derivative, second_derivative, mp_fn, closed_form=None, odd=False):
     def make(params):
         return Activation(name=name, fn=fn, derivative=derivative, mp_fn=mp_fn,
-                          closed_form=closed_form, odd=odd, params=params)
+                          closed_form=closed_form, odd=odd, params=params,
+                          second_derivative=second_derivative)
     return make
 
 
 def _sigmoid_np(x):
     return special.expit(x)
+
+
+def _tanh_dd(x):
+    # tanh'' = -2 tanh (1 - tanh^2)
+    t = np.tanh(x)
+    return -2 * t * (1 - t * t)
+
+
+def _gelu_dd(x):
+    # (x Phi)'' = (Phi + x phi)' = 2 phi + x phi' = (2 - x^2) phi
+    return (2 - x * x) * _phi(x)
+
+
+def _swish_dd(x):
+    # (x s)'' = 2 s' + x s'' with s' = s (1 - s) and s'' = s (1 - s) (1 - 2 s)
+    s = _sigmoid_np(x)
+    return s * (1 - s) * (2 + x * (1 - 2 * s))
+
+
+def _sigmoid_dd(x):
+    s = _sigmoid_np(x)
+    return s * (1 - s) * (1 - 2 * s)
 
 
 _FACTORIES: dict[str, tuple[dict[str, float], Callable[[dict[str, float]], Activation]]] = {
@@ -344,21 +380,24 @@ _FACTORIES: dict[str, tuple[dict[str, float], Callable[[dict[str, float]], Activ
     "quad": ({}, _quad),
     "binary": ({"s1": -1.0, "s2": 1.0, "b": 1.0}, _binary),
     "ternary": ({"s1": -1.0, "s2": 1.0, "b": 1.0}, _ternary),
-    "tanh": ({}, _smooth("tanh", np.tanh, lambda x: 1 - np.tanh(x) ** 2, mpmath.tanh,
-                         odd=True)),
+    "tanh": ({}, _smooth("tanh", np.tanh, lambda x: 1 - np.tanh(x) ** 2, _tanh_dd,
+                         mpmath.tanh, odd=True)),
     "erf": ({}, _smooth("erf", special.erf,
-                        lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x), mpmath.erf,
+                        lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x),
+                        lambda x: -4 / math.sqrt(math.pi) * x * np.exp(-x * x), mpmath.erf,
                         closed_form=_ERF, odd=True)),
-    "sin": ({}, _smooth("sin", np.sin, np.cos, mpmath.sin, closed_form=_SIN, odd=True)),
-    "cos": ({}, _smooth("cos", np.cos, lambda x: -np.sin(x), mpmath.cos, closed_form=_COS)),
+    "sin": ({}, _smooth("sin", np.sin, np.cos, lambda x: -np.sin(x), mpmath.sin,
+                        closed_form=_SIN, odd=True)),
+    "cos": ({}, _smooth("cos", np.cos, lambda x: -np.sin(x), lambda x: -np.cos(x), mpmath.cos,
+                        closed_form=_COS)),
     "gelu": ({}, _smooth("gelu", lambda x: x * special.ndtr(x),
-                         lambda x: special.ndtr(x) + x * _phi(x),
+                         lambda x: special.ndtr(x) + x * _phi(x), _gelu_dd,
                          lambda x: x * _ndtr_mp(x), closed_form=_GELU)),
     "swish": ({}, _smooth("swish", lambda x: x * _sigmoid_np(x),
-                          lambda x: _sigmoid_np(x) * (1 + x * (1 - _sigmoid_np(x))),
+                          lambda x: _sigmoid_np(x) * (1 + x * (1 - _sigmoid_np(x))), _swish_dd,
                           lambda x: x / (1 + mpmath.exp(-x)))),
     "sigmoid": ({}, _smooth("sigmoid", _sigmoid_np,
-                            lambda x: _sigmoid_np(x) * (1 - _sigmoid_np(x)),
+                            lambda x: _sigmoid_np(x) * (1 - _sigmoid_np(x)), _sigmoid_dd,
                             lambda x: 1 / (1 + mpmath.exp(-x)))),
 }
 

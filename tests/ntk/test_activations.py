@@ -16,6 +16,30 @@ def test_derivative_matches_central_differences(name):
 
 
 @pytest.mark.parametrize("name", CATALOGUE)
+def test_second_derivative_matches_central_differences(name):
+    act = activation(name)
+    if act.has_jumps:
+        # sigma'' holds derivatives of Dirac masses: there is nothing to report.
+        assert act.second_derivative is None
+        return
+    x = np.linspace(-3.1, 3.3, 57)  # avoids the kink at 0 of relu, lrelu and abs
+    h = 1e-5
+    fd = (act.derivative(x + h) - act.derivative(x - h)) / (2 * h)
+    # Truncation h^2 max|sigma^(4)| / 6 < 1e-9 and rounding 1e-16 / h ~ 1e-11 on this range.
+    np.testing.assert_allclose(act.second_derivative(x), fd, rtol=1e-7, atol=1e-8)
+
+
+def test_second_derivative_values():
+    x = np.array([-1.5, 0.5, 2.0])
+    np.testing.assert_array_equal(activation("relu").second_derivative(x), 0.0)
+    np.testing.assert_array_equal(activation("lrelu:a=0.3").second_derivative(x), 0.0)
+    np.testing.assert_array_equal(activation("quad").second_derivative(x), 2.0)
+    np.testing.assert_allclose(activation("sin").second_derivative(x), -np.sin(x), rtol=1e-15)
+    assert activation(np.tanh).second_derivative is None
+    assert step_activation([0.0], [-1.0, 1.0]).second_derivative is None
+
+
+@pytest.mark.parametrize("name", CATALOGUE)
 def test_mpmath_function_matches_numpy(name):
     act = activation(name)
     x = np.linspace(-3.1, 3.3, 23)

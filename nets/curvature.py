@@ -1,0 +1,602 @@
+"""Exact Hessian-vector products of the training loss of a ``Sequential`` model.
+
+For parameters theta of some Dense/Conv2d layers, the mean loss over a data set (X, y)
+
+    L(theta) = (1/N) sum_{i < N} loss(f(x_i; theta), y_i)
+
+has gradient g(theta) (from back-propagation) and Hessian H = d g / d theta. Pearlmutter's
+R-operator R{q} = d/dt q(theta + t v) |_{t=0} applied to every quantity of one forward and one
+backward pass gives R{g} = H v exactly, at about twice the cost of a gradient:
+
+* R-forward: next to each activation x the pass carries R{x} (zero below the lowest selected
+  layer), e.g. ``R{x W + b} = R{x} W + x V_W + V_b`` and ``R{sigma(x)} = sigma'(x) R{x}``;
+* R-backward: next to each back-propagated g = dL/dx it carries R{g}, e.g. for a dense layer
+  ``R{dW} = R{x}^T g + x^T R{g}``, ``R{dx} = R{g} W^T + g V_W^T`` and for an activation
+  ``R{dx} = R{g} sigma'(x) + g sigma''(x) R{x}``.
+
+Convolutions use the same formulas on im2col columns; max pooling routes R{x} and R{g} through
+the argmax of the forward pass (the a.e. derivative, ties have probability zero); average
+pooling and flatten are linear. Kinks (ReLU, max pool) contribute nothing: the result is the
+Hessian almost everywhere. Everything runs in float64 on a copy of the weights; the model is
+never modified. Data are processed ``batch_size`` samples at a time, each batch contributing
+its per-sample sum divided by N, so the batching does not change the result.
+
+The products feed the matrix-free spectral tools of ``solvers.hessian`` (Lanczos, Hutchinson,
+stochastic Lanczos quadrature) through ``hvp`` and ``n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from nets.layers import (
+    Activation,
+    AvgPool2d,
+    Conv2d,
+    Dense,
+    Flatten,
+    MaxPool2d,
+    _at_b,
+    _col2im,
+    _im2col,
+    _maxpool_backward,
+    _maxpool_forward,
+)
+from nets.model import Sequential
+
+__all__ = ["DENSE_HESSIAN_MAX", "LossCurvature"]
+
+#: Largest parameter count for which :meth:`LossCurvature.dense_hessian` builds the matrix
+#: (5000^2 float64 = 200 MB, and 5000 Hessian-vector products).
+DENSE_HESSIAN_MAX = 5000
+
+_F64 = np.float64
+
+
+class _Params(NamedTuple):
+    """Weights (float64 copies) of a Dense/Conv2d layer and the direction V on them.
+
+    ``VW``/``Vb`` are ``None`` (V = 0) when the layer is not selected or in a plain (non-R)
+    pass; ``selected`` says whether the backward pass must produce its parameter output.
+    """
+
+    W: np.ndarray
+    b: np.ndarray
+    VW: np.ndarray | None = None
+    Vb: np.ndarray | None = None
+    selected: bool = False
+
+
+def _plus(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    """a + b, where ``None`` is an exact zero (R-values below the lowest selected layer, and
+    all R-values of a plain pass, are zero: skipping them saves whole products)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _scaled(a: np.ndarray | None, factor: np.ndarray) -> np.ndarray | None:
+    return None if a is None else a * factor
+
+
+# --------------------------------------------------------------------------------------------
+# Per-layer R-forward and R-backward. Forward: (layer, params, x, rx) -> (y, ry, cache).
+# Backward: (layer, params, cache, g, rg, need_dx) -> (dx, rdx, param_out) where param_out is
+# [dW, db] in a plain pass (rg is None) and [R{dW}, R{db}] in an R-pass, for selected layers
+# only (None otherwise).
+# --------------------------------------------------------------------------------------------
+
+
+def _dense_forward(layer, p, x, rx):
+    """y = x W + b;  R{y} = R{x} W + x V_W + V_b.  x (n, in), W (in, out), y (n, out)."""
+    y = x @ p.W
+    y += p.b
+    ry = _plus(None if rx is None else rx @ p.W,
+               None if p.VW is None else x @ p.VW + p.Vb)
+    return y, ry, (x, rx)
+
+
+def _dense_backward(layer, p, cache, g, rg, need_dx):
+    """dW = x^T g, db = sum_rows g, dx = g W^T, and their R-values (module docstring)."""
+    x, rx = cache
+    out = None
+    if p.selected and rg is None:
+        out = [_at_b(x, g), g.sum(axis=0)]
+    elif p.selected:
+        out = [_plus(None if rx is None else _at_b(rx, g), _at_b(x, rg)), rg.sum(axis=0)]
+    if not need_dx:
+        return None, None, out
+    dx = g @ p.W.T
+    rdx = _plus(None if rg is None else rg @ p.W.T, None if p.VW is None else g @ p.VW.T)
+    return dx, rdx, out
+
+
+def _columns(layer: Conv2d, x: np.ndarray) -> np.ndarray:
+    """im2col patches (n, c k k, H' W') of an NCHW batch."""
+    n = x.shape[0]
+    k = layer.kernel
+    out_h, out_w = layer.output_shape(x.shape[2], x.shape[3])
+    cols = np.empty((n, layer.in_ch, k, k, out_h, out_w), dtype=_F64)
+    _im2col(np.ascontiguousarray(x), layer.stride, layer.padding, cols)
+    return cols.reshape(n, layer.in_ch * k * k, out_h * out_w)
+
+
+def _conv_forward(layer, p, x, rx):
+    """y_n = W cols_n + b (W as (o, c k k));  R{y_n} = W R{cols_n} + V_W cols_n + V_b.
+
+    R{cols} = im2col(R{x}) because im2col is linear.
+    """
+    n = x.shape[0]
+    out_shape = (n, layer.out_ch, *layer.output_shape(x.shape[2], x.shape[3]))
+    W2 = p.W.reshape(layer.out_ch, -1)
+    cols = _columns(layer, x)
+    rcols = None if rx is None else _columns(layer, rx)
+    y = np.matmul(W2, cols)
+    y += p.b[:, None]
+    ry = _plus(None if rcols is None else np.matmul(W2, rcols),
+               None if p.VW is None
+               else np.matmul(p.VW.reshape(layer.out_ch, -1), cols) + p.Vb[:, None])
+    return y.reshape(out_shape), None if ry is None else ry.reshape(out_shape), \
+        (cols, rcols, x.shape)
+
+
+def _conv_weight_grad(layer, cols, g3):
+    """dW = sum_n g_n cols_n^T, as an array of the shape of W."""
+    return np.tensordot(g3, cols, axes=([0, 2], [0, 2])).reshape(
+        layer.out_ch, layer.in_ch, layer.kernel, layer.kernel)
+
+
+def _conv_backward(layer, p, cache, g, rg, need_dx):
+    """dW = sum_n g_n cols_n^T, db = sum g, dx = col2im(W^T g), and their R-values.
+
+    R{dW} = sum_n (g_n R{cols_n}^T + R{g_n} cols_n^T), R{dx} = col2im(W^T R{g} + V_W^T g)
+    (col2im is linear, so one call serves both terms).
+    """
+    cols, rcols, x_shape = cache
+    n = x_shape[0]
+    g3 = g.reshape(n, layer.out_ch, -1)
+    rg3 = None if rg is None else rg.reshape(n, layer.out_ch, -1)
+    out = None
+    if p.selected and rg3 is None:
+        out = [_conv_weight_grad(layer, cols, g3), g3.sum(axis=(0, 2))]
+    elif p.selected:
+        out = [_plus(None if rcols is None else _conv_weight_grad(layer, rcols, g3),
+                     _conv_weight_grad(layer, cols, rg3)), rg3.sum(axis=(0, 2))]
+    if not need_dx:
+        return None, None, out
+    W2 = p.W.reshape(layer.out_ch, -1)
+    dx = _image(layer, np.matmul(W2.T, g3), x_shape)
+    rdcols = _plus(None if rg3 is None else np.matmul(W2.T, rg3),
+                   None if p.VW is None else np.matmul(p.VW.reshape(layer.out_ch, -1).T, g3))
+    return dx, None if rdcols is None else _image(layer, rdcols, x_shape), out
+
+
+def _image(layer: Conv2d, dcols: np.ndarray, x_shape) -> np.ndarray:
+    """col2im of (n, c k k, H' W') columns back to an NCHW array of shape ``x_shape``."""
+    n, _, height, width = x_shape
+    k = layer.kernel
+    out_h, out_w = layer.output_shape(height, width)
+    dx = np.empty(x_shape, dtype=_F64)
+    _col2im(np.ascontiguousarray(dcols).reshape(n, layer.in_ch, k, k, out_h, out_w),
+            layer.stride, layer.padding, dx)
+    return dx
+
+
+def _windows(x: np.ndarray, k: int) -> np.ndarray:
+    """(n, c, H // k, W // k, k k) copy of the k x k windows; entry i k + j is row i, column j
+    of a window (the index convention of ``_maxpool_forward``)."""
+    n, c, h, w = x.shape
+    oh, ow = h // k, w // k
+    return (x[:, :, :oh * k, :ow * k].reshape(n, c, oh, k, ow, k)
+            .transpose(0, 1, 2, 4, 3, 5).reshape(n, c, oh, ow, k * k))
+
+
+def _maxpool_forward_r(layer, p, x, rx):
+    """y = x at each window's argmax; R{y} = R{x} at the same argmax (the a.e. derivative)."""
+    n, c, h, w = x.shape
+    y = np.empty((n, c, h // layer.k, w // layer.k), dtype=_F64)
+    arg = np.empty(y.shape, dtype=np.int32)
+    _maxpool_forward(np.ascontiguousarray(x), layer.k, y, arg)
+    ry = None if rx is None else \
+        np.take_along_axis(_windows(rx, layer.k), arg[..., None], axis=-1)[..., 0]
+    return y, ry, (arg, x.shape)
+
+
+def _maxpool_backward_r(layer, p, cache, g, rg, need_dx):
+    """dx and R{dx}: g and R{g} routed to the argmax of the forward pass (linear in g)."""
+    arg, x_shape = cache
+    if not need_dx:
+        return None, None, None
+    dx = np.empty(x_shape, dtype=_F64)
+    _maxpool_backward(np.ascontiguousarray(g), arg, layer.k, dx)
+    if rg is None:
+        return dx, None, None
+    rdx = np.empty(x_shape, dtype=_F64)
+    _maxpool_backward(np.ascontiguousarray(rg), arg, layer.k, rdx)
+    return dx, rdx, None
+
+
+def _avg(x: np.ndarray, k: int) -> np.ndarray:
+    return _windows(x, k).mean(axis=-1)
+
+
+def _unpool_avg(k: int, g: np.ndarray, x_shape) -> np.ndarray:
+    """Adjoint of window averaging: g / k^2 on each window, zero on dropped rows/columns."""
+    oh, ow = g.shape[2], g.shape[3]
+    dx = np.zeros(x_shape, dtype=_F64)
+    dx[:, :, :oh * k, :ow * k] = np.repeat(np.repeat(g / (k * k), k, axis=2), k, axis=3)
+    return dx
+
+
+def _avgpool_forward(layer, p, x, rx):
+    """Linear: y = avg(x), R{y} = avg(R{x})."""
+    return _avg(x, layer.k), None if rx is None else _avg(rx, layer.k), x.shape
+
+
+def _avgpool_backward(layer, p, cache, g, rg, need_dx):
+    if not need_dx:
+        return None, None, None
+    return (_unpool_avg(layer.k, g, cache),
+            None if rg is None else _unpool_avg(layer.k, rg, cache), None)
+
+
+def _flatten_forward(layer, p, x, rx):
+    """Linear: (n, d1, d2, ...) -> (n, d1 d2 ...) for x and R{x}."""
+    n = x.shape[0]
+    return x.reshape(n, -1), None if rx is None else rx.reshape(n, -1), x.shape
+
+
+def _flatten_backward(layer, p, cache, g, rg, need_dx):
+    if not need_dx:
+        return None, None, None
+    return g.reshape(cache), None if rg is None else rg.reshape(cache), None
+
+
+def _activation_forward(layer, p, x, rx):
+    """y = sigma(x), R{y} = sigma'(x) R{x}; sigma'(x) is cached for the backward pass."""
+    act = layer.act
+    y = np.asarray(act.fn(x), dtype=_F64)
+    d1 = None if rx is None else np.asarray(act.grad(x), dtype=_F64)
+    return y, _scaled(rx, d1), (x, d1, rx)
+
+
+def _activation_backward(layer, p, cache, g, rg, need_dx):
+    """dx = g sigma'(x);  R{dx} = R{g} sigma'(x) + g sigma''(x) R{x}."""
+    x, d1, rx = cache
+    if not need_dx:
+        return None, None, None
+    act = layer.act
+    if d1 is None:
+        d1 = np.asarray(act.grad(x), dtype=_F64)
+    second = None if rx is None else g * np.asarray(act.second_derivative(x), dtype=_F64) * rx
+    return g * d1, _plus(_scaled(rg, d1), second), None
+
+
+_OPS = {
+    Dense: (_dense_forward, _dense_backward),
+    Conv2d: (_conv_forward, _conv_backward),
+    MaxPool2d: (_maxpool_forward_r, _maxpool_backward_r),
+    AvgPool2d: (_avgpool_forward, _avgpool_backward),
+    Flatten: (_flatten_forward, _flatten_backward),
+    Activation: (_activation_forward, _activation_backward),
+}
+
+
+def _ops(layer):
+    for kind, ops in _OPS.items():
+        if isinstance(layer, kind):
+            return ops
+    raise ValueError(f"LossCurvature does not support layers of type {type(layer).__name__}")
+
+
+def _output_shape(layer, shape: tuple[int, ...], i: int) -> tuple[int, ...]:
+    """Shape of one sample's output of layer i from its input shape (batch axis excluded)."""
+    where = f"layer {i} ({type(layer).__name__})"
+    if isinstance(layer, Dense):
+        if shape != (layer.in_features,):
+            raise ValueError(f"{where} expects samples of shape ({layer.in_features},), got "
+                             f"{shape}")
+        return (layer.out_features,)
+    if isinstance(layer, Conv2d):
+        if len(shape) != 3 or shape[0] != layer.in_ch \
+                or min(shape[1:]) + 2 * layer.padding < layer.kernel:
+            raise ValueError(f"{where} expects samples (C, H, W) with C = {layer.in_ch} and "
+                             f"H, W + 2 padding >= {layer.kernel}, got {shape}")
+        return (layer.out_ch, *layer.output_shape(shape[1], shape[2]))
+    if isinstance(layer, (MaxPool2d, AvgPool2d)):
+        if len(shape) != 3 or min(shape[1:]) < layer.k:
+            raise ValueError(f"{where} expects samples (C, H, W) with H, W >= {layer.k}, got "
+                             f"{shape}")
+        return (shape[0], shape[1] // layer.k, shape[2] // layer.k)
+    if isinstance(layer, Flatten):
+        if not shape:
+            raise ValueError(f"{where} needs samples with at least one axis")
+        return (int(np.prod(shape)),)
+    return shape
+
+
+class LossCurvature:
+    """The mean loss of a model on (X, y) as a function of some layers' parameters.
+
+    L(theta) = (1/N) sum_i loss(f(x_i; theta), y_i) with the model's loss (softmax
+    cross-entropy on integer labels, or mse over all n c output entries), theta the
+    concatenation of ``W.ravel()`` then ``b.ravel()`` of each selected layer in model order.
+    Gradient, exact Hessian-vector products H v (module docstring) and the Hessian are
+    evaluated at the model's current weights, copied to float64 once.
+
+    Args:
+        model: the network; only read.
+        X: (N, ...) inputs, as ``model.forward`` takes them.
+        y: (N,) integer labels, or (N, c) float targets for an ``mse`` model.
+        layers: indices into ``model.layers`` of Dense/Conv2d layers to differentiate (frozen
+            ones too); default: all trainable Dense/Conv2d layers.
+        batch_size: samples per pass (bounds memory; the result does not depend on it).
+
+    Attributes:
+        layers: the selected layer indices, ascending.
+        shapes: shapes of the selected arrays (W, b per layer).
+        n: number of selected parameters.
+
+    Raises:
+        ValueError: an empty model, no selected layer, a selected layer that is not
+            Dense/Conv2d, bad shapes of X or y, labels out of range, a bad batch size, or an
+            activation above the lowest selected layer that has jumps or no second derivative
+            (activations below it are only evaluated).
+    """
+
+    def __init__(self, model: Sequential, X: np.ndarray, y: np.ndarray,
+                 layers: Sequence[int] | None = None, batch_size: int = 1024):
+        model_layers = list(getattr(model, "layers", None) or [])
+        if not model_layers:
+            raise ValueError("LossCurvature needs a model with at least one layer")
+        if model.loss not in ("cross_entropy", "mse"):
+            raise ValueError(f"unsupported loss {model.loss!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self._model_layers = model_layers
+        self._loss_kind = model.loss
+        self.batch_size = int(batch_size)
+        self.layers = self._select(layers)
+        self._bottom = self.layers[0]
+        self._X, self._y = self._check_data(X, y)
+        # float64 copies of every Dense/Conv2d weight: unselected layers are evaluated too.
+        self._weights = {i: _Params(np.array(layer.W, dtype=_F64), np.array(layer.b, dtype=_F64))
+                         for i, layer in enumerate(model_layers)
+                         if isinstance(layer, (Dense, Conv2d))}
+        self.shapes: tuple[tuple[int, ...], ...] = tuple(
+            a.shape for i in self.layers for a in self._weights[i][:2])
+        self._sizes = [int(np.prod(s)) for s in self.shapes]
+        self.n = int(sum(self._sizes))
+
+    # -- construction checks ---------------------------------------------------------------
+
+    def _select(self, layers) -> tuple[int, ...]:
+        all_layers = self._model_layers
+        if layers is None:
+            chosen = [i for i, layer in enumerate(all_layers)
+                      if isinstance(layer, (Dense, Conv2d)) and layer.trainable]
+            if not chosen:
+                raise ValueError("the model has no trainable Dense or Conv2d layer; pass "
+                                 "layers=[...] to choose layers explicitly")
+        else:
+            chosen = [int(i) for i in layers]
+            if not chosen:
+                raise ValueError("layers is empty: select at least one Dense or Conv2d layer")
+            if len(set(chosen)) != len(chosen):
+                raise ValueError(f"layers has repeated indices: {list(layers)}")
+            for i in chosen:
+                if not 0 <= i < len(all_layers):
+                    raise ValueError(f"layer index {i} out of range for a model of "
+                                     f"{len(all_layers)} layers")
+                if not isinstance(all_layers[i], (Dense, Conv2d)):
+                    raise ValueError(f"layer {i} is a {type(all_layers[i]).__name__}; only "
+                                     "Dense and Conv2d layers have parameters")
+        chosen = sorted(chosen)
+        for i, layer in enumerate(all_layers):
+            _ops(layer)
+            if i > chosen[0] and isinstance(layer, Activation):
+                # R{x} and g are non-zero from the lowest selected layer up: sigma'' is needed.
+                if layer.act.has_jumps:
+                    raise ValueError(f"activation {layer.name!r} (layer {i}) has jumps: its "
+                                     "derivative is zero almost everywhere and the Hessian "
+                                     "through it is undefined; select only layers above it")
+                if layer.act.second_derivative is None:
+                    raise ValueError(f"activation {layer.name!r} (layer {i}) has no second "
+                                     "derivative in the catalogue (user callable?); use a "
+                                     "catalogue activation or select only layers above it")
+        return tuple(chosen)
+
+    def _check_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X)
+        if X.ndim < 2 or X.shape[0] == 0:
+            raise ValueError(f"X must have shape (N, ...) with N >= 1, got {X.shape}")
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+            raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+        shape = tuple(X.shape[1:])
+        for i, layer in enumerate(self._model_layers):
+            shape = _output_shape(layer, shape, i)
+        if len(shape) != 1:
+            raise ValueError(f"the model's outputs must be (N, classes), got per-sample shape "
+                             f"{shape}")
+        n, classes = X.shape[0], shape[0]
+        y = np.asarray(y)
+        if y.ndim == 1:
+            if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"y must be {n} integer labels, got {y.dtype} of shape "
+                                 f"{y.shape}")
+            if y.min() < 0 or y.max() >= classes:
+                raise ValueError(f"labels must lie in [0, {classes}), got range "
+                                 f"[{y.min()}, {y.max()}]")
+            if self._loss_kind == "mse":
+                y = np.eye(classes, dtype=_F64)[y]
+        elif self._loss_kind == "cross_entropy":
+            raise ValueError(f"cross-entropy needs integer labels of shape ({n},), got shape "
+                             f"{y.shape}")
+        elif y.shape != (n, classes) or not np.issubdtype(y.dtype, np.number):
+            raise ValueError(f"mse targets must be numbers of shape ({n}, {classes}), got "
+                             f"{y.dtype} of shape {y.shape}")
+        else:
+            y = np.asarray(y, dtype=_F64)
+        return X, y
+
+    # -- flat vectors ----------------------------------------------------------------------
+
+    def flatten(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """Concatenate arrays paired with ``shapes`` (W, b per selected layer) to (n,) float64.
+
+        Raises:
+            ValueError: wrong number of arrays or a wrong shape.
+        """
+        arrays = list(arrays)
+        if len(arrays) != len(self.shapes):
+            raise ValueError(f"expected {len(self.shapes)} arrays (W, b per selected layer), "
+                             f"got {len(arrays)}")
+        for k, (a, shape) in enumerate(zip(arrays, self.shapes, strict=True)):
+            if np.shape(a) != shape:
+                raise ValueError(f"array {k} has shape {np.shape(a)}, expected {shape}")
+        return np.concatenate([np.asarray(a, dtype=_F64).ravel() for a in arrays])
+
+    def unflatten(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Split an (n,) vector into float64 arrays of ``shapes`` (the inverse of flatten).
+
+        Raises:
+            ValueError: ``theta`` is not a vector of length n.
+        """
+        theta = np.asarray(theta, dtype=_F64)
+        if theta.shape != (self.n,):
+            raise ValueError(f"expected a vector of length n = {self.n}, got shape "
+                             f"{theta.shape}")
+        pieces = np.split(theta, np.cumsum(self._sizes)[:-1])
+        return [p.reshape(s) for p, s in zip(pieces, self.shapes, strict=True)]
+
+    def _params(self, theta=None, v=None) -> dict[int, _Params]:
+        """Weights of every parameter layer, selected ones replaced by theta, with V from v."""
+        params = dict(self._weights)
+        blocks = None if theta is None else self.unflatten(theta)
+        dirs = None if v is None else self.unflatten(v)
+        for k, i in enumerate(self.layers):
+            W, b = params[i][:2] if blocks is None else blocks[2 * k:2 * k + 2]
+            VW, Vb = (None, None) if dirs is None else dirs[2 * k:2 * k + 2]
+            params[i] = _Params(W, b, VW, Vb, selected=True)
+        return params
+
+    # -- passes ----------------------------------------------------------------------------
+
+    def _loss_head(self, z, rz, target, backward: bool):
+        """Summed per-sample loss / N and dL/dz, R{dL/dz} of a batch (z: (b, c) outputs).
+
+        Cross-entropy: dL/dz = (p - e_y) / N, R{dL/dz} = (p R{z} - p sum_k p_k R{z}_k) / N with
+        p = softmax(z). Mse: dL/dz = 2 (z - t) / (N c), R{dL/dz} = 2 R{z} / (N c).
+        """
+        N = self._X.shape[0]
+        if self._loss_kind == "cross_entropy":
+            shifted = z - z.max(axis=1, keepdims=True)
+            exp = np.exp(shifted)
+            sums = exp.sum(axis=1)
+            rows = np.arange(z.shape[0])
+            value = float(np.sum(np.log(sums) - shifted[rows, target])) / N
+            if not backward:
+                return value, None, None
+            p = exp / sums[:, None]
+            g = p.copy()
+            g[rows, target] -= 1.0
+            g /= N
+            rg = None if rz is None else (p * rz - p * np.sum(p * rz, axis=1, keepdims=True)) / N
+            return value, g, rg
+        diff = z - target
+        scale = 2.0 / (N * z.shape[1])
+        value = float(np.sum(diff * diff)) * scale / 2.0
+        if not backward:
+            return value, None, None
+        return value, diff * scale, None if rz is None else rz * scale
+
+    def _run(self, params: dict[int, _Params], backward: bool, r_pass: bool
+             ) -> tuple[float, np.ndarray | None]:
+        """Loss and, with ``backward``, the flat gradient (plain pass) or H v (``r_pass``)."""
+        total = 0.0
+        acc = [np.zeros(s) for s in self.shapes] if backward else None
+        slot = {i: 2 * k for k, i in enumerate(self.layers)}
+        n_layers = len(self._model_layers)
+        for start in range(0, self._X.shape[0], self.batch_size):
+            x = np.ascontiguousarray(self._X[start:start + self.batch_size], dtype=_F64)
+            target = self._y[start:start + self.batch_size]
+            rx = None
+            caches = [None] * n_layers
+            for i, layer in enumerate(self._model_layers):
+                forward, _ = _ops(layer)
+                x, rx, caches[i] = forward(layer, params.get(i), x, rx)
+            value, g, rg = self._loss_head(x, rx if r_pass else None, target, backward)
+            total += value
+            if not backward:
+                continue
+            # Nothing below the lowest selected layer depends on theta: stop there.
+            for i in range(n_layers - 1, self._bottom - 1, -1):
+                layer = self._model_layers[i]
+                _, backward_op = _ops(layer)
+                g, rg, out = backward_op(layer, params.get(i), caches[i], g, rg,
+                                         i > self._bottom)
+                caches[i] = None  # free batch-sized arrays early
+                if i in slot:
+                    acc[slot[i]] += out[0]
+                    acc[slot[i] + 1] += out[1]
+        return total, None if acc is None else self.flatten(acc)
+
+    # -- public quantities -----------------------------------------------------------------
+
+    def loss(self, theta: np.ndarray | None = None) -> float:
+        """Mean loss L at the model's weights, or with the selected parameters set to theta.
+
+        Raises:
+            ValueError: ``theta`` is not a vector of length n.
+        """
+        return self._run(self._params(theta), backward=False, r_pass=False)[0]
+
+    def gradient(self, theta: np.ndarray | None = None) -> np.ndarray:
+        """dL/dtheta, (n,) float64, at the model's weights or at theta.
+
+        Raises:
+            ValueError: ``theta`` is not a vector of length n.
+        """
+        return self._run(self._params(theta), backward=True, r_pass=False)[1]
+
+    def hvp(self, v: np.ndarray) -> np.ndarray:
+        """Exact Hessian-vector product H v, (n,) float64, at the model's weights.
+
+        One forward pass carrying R{x} and one backward pass carrying R{g} per batch (module
+        docstring); about twice the cost of :meth:`gradient`.
+
+        Raises:
+            ValueError: ``v`` is not a vector of length n.
+        """
+        return self._run(self._params(v=v), backward=True, r_pass=True)[1]
+
+    def operator(self) -> LinearOperator:
+        """H as a symmetric ``scipy.sparse.linalg.LinearOperator`` of shape (n, n)."""
+        def matvec(v):
+            return self.hvp(np.ravel(v))
+        return LinearOperator((self.n, self.n), matvec=matvec, rmatvec=matvec, dtype=_F64)
+
+    def dense_hessian(self) -> np.ndarray:
+        """The (n, n) Hessian, column j = H e_j (n products; not symmetrised).
+
+        Raises:
+            ValueError: n > ``DENSE_HESSIAN_MAX``.
+        """
+        if self.n > DENSE_HESSIAN_MAX:
+            raise ValueError(f"dense_hessian builds an n x n matrix from n products; n = "
+                             f"{self.n} exceeds DENSE_HESSIAN_MAX = {DENSE_HESSIAN_MAX}: use "
+                             "hvp or operator() with matrix-free solvers instead")
+        H = np.empty((self.n, self.n))
+        e = np.zeros(self.n)
+        for j in range(self.n):
+            e[j] = 1.0
+            H[:, j] = self.hvp(e)
+            e[j] = 0.0
+        return H
