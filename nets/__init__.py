@@ -1,6 +1,7 @@
-"""Networks on the CPU: compressed-network inference and memory accounting."""
+"""Networks on the CPU: training engine, curvature, quantized and compressed models, memory."""
 
 from nets.compressed import CompressedNetwork, DenseNetwork, TernaryMatrix, sample_ternary_signs
+from nets.curvature import DENSE_HESSIAN_MAX, LossCurvature
 from nets.data import DataNotFoundError, Dataset, as_float, load_dataset, read_idx
 from nets.datasets import get_dataset_info
 from nets.layers import (
@@ -17,8 +18,10 @@ from nets.losses import mse, one_hot, softmax_cross_entropy
 from nets.memory import MemoryReport, memory_report
 from nets.model import Sequential, mlp, small_cnn
 from nets.optim import SGD, Adam, Optimizer
+from nets.quantized import QuantizedModel, channel_axis, dense_bytes, weight_layers
 
 __all__ = [
+    "DENSE_HESSIAN_MAX",
     "SGD",
     "Activation",
     "Adam",
@@ -31,12 +34,16 @@ __all__ = [
     "DenseNetwork",
     "Flatten",
     "Layer",
+    "LossCurvature",
     "MaxPool2d",
     "MemoryReport",
     "Optimizer",
+    "QuantizedModel",
     "Sequential",
     "TernaryMatrix",
     "as_float",
+    "channel_axis",
+    "dense_bytes",
     "get_dataset_info",
     "init_weights",
     "load_dataset",
@@ -48,4 +55,5 @@ __all__ = [
     "sample_ternary_signs",
     "small_cnn",
     "softmax_cross_entropy",
+    "weight_layers",
 ]

@@ -1,4 +1,4 @@
-"""Figures for the spectral experiments (PNG, readable at single-column paper width)."""
+"""Figures of the experiments (PNG, readable at single-column paper width)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["plot_accuracy_memory", "plot_compression_spectra", "plot_convergence",
-           "plot_spectrum"]
+__all__ = ["plot_accuracy_memory", "plot_compress_compare", "plot_compression_spectra",
+           "plot_convergence", "plot_neighbourhood", "plot_spectrum"]
 
 _STYLE = {"font.size": 9, "axes.titlesize": 9, "legend.fontsize": 8, "figure.dpi": 150}
 
@@ -125,5 +125,52 @@ def plot_accuracy_memory(result, path: str | Path) -> Path:
             ax.set_ylabel("test accuracy (%)")
             ax.set_title(f"{result.data}, {task}")
             ax.legend(frameon=False)
+        fig.savefig(path)
+    return path
+
+
+def plot_compress_compare(result, path: str | Path) -> Path:
+    """Test accuracy against stored bytes (log axis), one series per method."""
+    path = Path(path)
+    methods = list(dict.fromkeys(r["method"] for r in result.rows))
+    markers = "*s^DoPvX<>hd"
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(3.6, 3.0), layout="constrained")
+        ax = fig.subplots()
+        for i, method in enumerate(methods):
+            rows = sorted((r for r in result.rows if r["method"] == method),
+                          key=lambda r: r["bytes"])
+            ax.semilogx([r["bytes"] for r in rows], [100 * r["accuracy"] for r in rows],
+                        markers[i % len(markers)] + "-", color=f"C{i % 10}",
+                        ms=8 if method == "dense" else 4, lw=0.8, label=method)
+        ax.set_xlabel("stored bytes")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylim(max(0.0, 100 * result.dense_accuracy - 10), None)
+        ax.set_title(f"{result.data}, {result.model}")
+        ax.legend(frameon=False, ncol=2, fontsize=7)
+        fig.savefig(path)
+    return path
+
+
+def plot_neighbourhood(neighbourhood: dict, path: str | Path) -> Path:
+    """|loss change| under weight noise: measured, first-order and second-order predictions."""
+    path = Path(path)
+    sizes = np.asarray(neighbourhood["sizes"])
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(3.6, 3.0), layout="constrained")
+        ax = fig.subplots()
+        for key, label, style in (("measured", "measured", "ko-"),
+                                  ("first_order", "first order g.n", "C0s--"),
+                                  ("second_order", "+ 1/2 n'Hn", "C1^:")):
+            values = np.abs(np.mean(neighbourhood[key], axis=1))
+            ax.loglog(sizes, values, style, ms=4, label=label)
+        end = neighbourhood["neighbourhood_end"]
+        if np.isfinite(end):
+            ax.axvline(end, color="0.5", lw=0.8)
+            ax.annotate("first order fails", (end, ax.get_ylim()[1]), fontsize=7,
+                        ha="right", va="top", rotation=90)
+        ax.set_xlabel("relative weight noise sigma")
+        ax.set_ylabel("|loss change| (calibration batch)")
+        ax.legend(frameon=False)
         fig.savefig(path)
     return path

@@ -16,9 +16,9 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from nets import SGD, Adam, as_float, load_dataset, mlp, small_cnn
+from nets import SGD, Adam, Sequential, as_float, load_dataset, mlp, small_cnn
 
-__all__ = ["TrainResult", "image_arrays", "train_model"]
+__all__ = ["TrainResult", "fit_model", "image_arrays", "train_model"]
 
 MODELS = ("mlp", "cnn")
 OPTIMIZERS = ("sgd", "adam")
@@ -95,21 +95,15 @@ def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be positive, got {threads}")
     Xtr, ytr, Xte, yte, classes = image_arrays(data, model, data_dir)
-    net = (mlp(Xtr.shape[1], tuple(hidden), classes, rng=seed) if model == "mlp"
-           else small_cnn(Xtr.shape[1:], classes, rng=seed))
-    opt = (Adam(lr=lr or 1e-3) if optimizer == "adam"
-           else SGD(lr=lr or 0.05, momentum=0.9))
     previous_threads = numba.get_num_threads()
     start = time.perf_counter()
     with threadpool_limits(limits=threads):
         if threads is not None:
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         try:
-            def decay(epoch, logs):
-                opt.lr *= lr_decay
-
-            history = net.fit(Xtr, ytr, epochs=epochs, batch_size=batch_size, optimizer=opt,
-                              rng=seed, progress=progress, callback=decay)
+            net, history = fit_model(Xtr, ytr, classes, model, hidden=hidden, epochs=epochs,
+                                     batch_size=batch_size, optimizer=optimizer, lr=lr,
+                                     lr_decay=lr_decay, seed=seed, progress=progress)
             seconds = time.perf_counter() - start
             loss, accuracy = net.evaluate(Xte, yte)
         finally:
@@ -127,3 +121,28 @@ def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
                        samples_per_second=epochs * Xtr.shape[0] / seconds, model_path=path,
                        peak_memory_mb=peak, data_and_params_mb=payload / 2**20,
                        history={k: list(map(float, v)) for k, v in history.items()})
+
+
+def fit_model(X: np.ndarray, y: np.ndarray, classes: int, model: str = "mlp", *,
+              hidden=(1024, 1024), epochs: int = 10, batch_size: int = 128,
+              optimizer: str = "adam", lr: float | None = None, lr_decay: float = 0.8,
+              seed: int = 0, progress: bool = True) -> tuple[Sequential, dict]:
+    """Build ``mlp`` (widths ``hidden``) or ``small_cnn`` for inputs like ``X`` and train it.
+
+    Adam (default lr 1e-3) or SGD (momentum 0.9, default lr 0.05); the learning rate is
+    multiplied by ``lr_decay`` after every epoch.
+
+    Returns:
+        ``(model, history)`` (the history of ``Sequential.fit``).
+    """
+    net = (mlp(X.shape[1], tuple(hidden), classes, rng=seed) if model == "mlp"
+           else small_cnn(X.shape[1:], classes, rng=seed))
+    opt = (Adam(lr=lr or 1e-3) if optimizer == "adam"
+           else SGD(lr=lr or 0.05, momentum=0.9))
+
+    def decay(epoch, logs):
+        opt.lr *= lr_decay
+
+    history = net.fit(X, y, epochs=epochs, batch_size=batch_size, optimizer=opt, rng=seed,
+                      progress=progress, callback=decay)
+    return net, history
