@@ -4,6 +4,7 @@ from nets.compressed import CompressedNetwork, DenseNetwork, TernaryMatrix, samp
 from nets.curvature import DENSE_HESSIAN_MAX, LossCurvature
 from nets.data import DataNotFoundError, Dataset, as_float, load_dataset, read_idx
 from nets.datasets import get_dataset_info
+from nets.l2 import L2Layer, L2Result, l2_compress
 from nets.layers import (
     Activation,
     AvgPool2d,
@@ -33,6 +34,8 @@ __all__ = [
     "Dense",
     "DenseNetwork",
     "Flatten",
+    "L2Layer",
+    "L2Result",
     "Layer",
     "LossCurvature",
     "MaxPool2d",
@@ -46,6 +49,7 @@ __all__ = [
     "dense_bytes",
     "get_dataset_info",
     "init_weights",
+    "l2_compress",
     "load_dataset",
     "memory_report",
     "mlp",

@@ -1,8 +1,10 @@
 """NTK-LC solvers: ternarization equations, knapsack, rank search, entropy models and coding."""
 
 from solvers.entropy import (
+    decode_integers,
     decode_ternary,
     empirical_entropy_bits,
+    encode_integers,
     encode_ternary,
     ternary_entropy_bound,
 )
@@ -31,6 +33,13 @@ from solvers.ternarize import (
     solve_hidden_layer,
     solve_output_layer,
 )
+from solvers.unified_quantizer import (
+    SoftEntropy,
+    dead_zone,
+    fake_quantize,
+    soft_entropy,
+    ste_gradients,
+)
 
 __all__ = [
     "FAMILIES",
@@ -40,14 +49,19 @@ __all__ = [
     "LevelStructure",
     "QuantizedTensor",
     "RankSearch",
+    "SoftEntropy",
     "SpectralDensity",
     "StepFunction",
     "allocate_bits",
     "compress_network",
+    "dead_zone",
+    "decode_integers",
     "decode_ternary",
     "empirical_entropy_bits",
+    "encode_integers",
     "encode_ternary",
     "extreme_eigenpairs",
+    "fake_quantize",
     "grid_scale",
     "grouped_knapsack",
     "grouped_knapsack_milp",
@@ -61,8 +75,10 @@ __all__ = [
     "rank_profile",
     "search_rank",
     "slq_density",
+    "soft_entropy",
     "solve_hidden_layer",
     "solve_output_layer",
+    "ste_gradients",
     "step_constants",
     "ternary_entropy_bound",
 ]

@@ -382,7 +382,8 @@ def _unframe(data, magic: bytes, version: int, what: str) -> bytes:
         raise ValueError(f"data must be bytes, got {type(data).__name__}")
     data = bytes(data)
     if len(data) < len(magic) + 2 + _CRC_BYTES or data[:len(magic)] != magic:
-        raise ValueError(f"not a {what}: missing magic bytes {magic!r} (truncated or "
+        article = "an" if what[0] in "aeiou" else "a"
+        raise ValueError(f"not {article} {what}: missing magic bytes {magic!r} (truncated or "
                          "foreign data)")
     if data[len(magic)] != version:
         raise ValueError(f"unsupported {what} version {data[len(magic)]} (this reader "

@@ -25,8 +25,10 @@ from validation.experiments import (
 )
 from validation.figures import (
     plot_accuracy_memory,
+    plot_compress_compare,
     plot_compression_spectra,
     plot_convergence,
+    plot_neighbourhood,
     plot_spectrum,
 )
 
@@ -202,11 +204,18 @@ def _cmd_compress(args) -> None:
     _emit(payload, args.json, lines)
 
 
+EXPERIMENTS = ("ntklc-real", "compress-compare")
+
+
 def _cmd_experiment(args) -> None:
     from validation.realdata import cnn_features_experiment, ntklc_real_experiment
 
-    if args.name != "ntklc-real":
-        raise ValueError(f"unknown experiment {args.name!r}; available: ntklc-real")
+    if args.name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {args.name!r}; available: "
+                         f"{', '.join(EXPERIMENTS)}")
+    if args.name == "compress-compare":
+        _compress_compare(args)
+        return
     kwargs = {"widths": (500, 500, 250), "n_train": 10000} if args.quick else {}
     data = _DATA_NAMES[args.data]
     if data == "cifar-10":  # the paper feeds CNN features, not pixels, to the networks
@@ -231,6 +240,37 @@ def _cmd_experiment(args) -> None:
                      f"{row['hidden_bits'] / 8e6:9.3f} {row['factor']:8.1f}  "
                      + "  ".join(f"{100 * row['accuracy'][t]:11.2f}%" for t in tasks))
     lines += [f"  memory rule: {r.rule}", f"  {r.seconds:.0f} s"]
+    _emit(payload, args.json, lines)
+
+
+def _compress_compare(args) -> None:
+    from validation.compress_compare import compress_compare
+
+    data = _DATA_NAMES[args.data]
+    r = compress_compare(data, args.model, quick=args.quick, model_path=args.model_path,
+                         seed=args.seed, data_dir=args.data_dir, progress=not args.json)
+    payload = r.as_dict()
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "compress-compare", payload)
+        plot_compress_compare(r, out / "compress_compare.png")
+        plot_neighbourhood(r.neighbourhood, out / "llc_neighbourhood.png")
+    lines = [f"compress-compare on {r.data}, {r.model}: dense {100 * r.dense_accuracy:.2f} % "
+             f"in {r.dense_bytes} bytes",
+             "  method        setting                bytes     ratio  accuracy  calib loss  "
+             "round trip"]
+    for row in r.rows:
+        calib = ("" if row["calibration_loss"] is None
+                 else f"{row['calibration_loss']:.4g}")
+        lines.append(f"  {row['method']:<13} {row['setting']:<19} {row['bytes']:>10} "
+                     f"{row['ratio']:8.1f}x {100 * row['accuracy']:8.2f}%  {calib:>10}  "
+                     f"{'exact' if row['round_trip'] else 'FAILED'}")
+    end = r.neighbourhood["neighbourhood_end"]
+    lines += ["  first-order neighbourhood ends at relative weight noise "
+              + ("(not reached)" if end is None else f"{end:.3g}"),
+              f"  rule: {r.rule}", f"  {r.seconds:.0f} s"]
+    if args.out:
+        (Path(args.out) / "table.txt").write_text("\n".join(lines) + "\n")
     _emit(payload, args.json, lines)
 
 
@@ -356,14 +396,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("experiment", help="run a paper experiment end to end (ntklc-real)")
-    p.add_argument("name", help="experiment name: ntklc-real")
+    p = sub.add_parser("experiment", help="run a paper experiment end to end "
+                       "(ntklc-real, compress-compare)")
+    p.add_argument("name", help="experiment name: ntklc-real or compress-compare")
     p.add_argument("--data", choices=sorted(_DATA_NAMES), default="mnist")
     p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
     p.add_argument("--quick", action="store_true",
                    help="widths 500-500-250, 10000 training images, 1 CNN epoch")
     p.add_argument("--cnn-epochs", type=_positive_int, default=10,
                    help="CIFAR-10: epochs of the CNN that provides the features")
+    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
+                   help="compress-compare: the trained model to compress")
+    p.add_argument("--model-path", default=None,
+                   help="compress-compare: a model.npz from 'ntklc train --out' (else trained)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--out", help="folder for the figure and results JSON")

@@ -165,7 +165,7 @@ def plot_neighbourhood(neighbourhood: dict, path: str | Path) -> Path:
             values = np.abs(np.mean(neighbourhood[key], axis=1))
             ax.loglog(sizes, values, style, ms=4, label=label)
         end = neighbourhood["neighbourhood_end"]
-        if np.isfinite(end):
+        if end is not None:
             ax.axvline(end, color="0.5", lw=0.8)
             ax.annotate("first order fails", (end, ax.get_ylim()[1]), fontsize=7,
                         ha="right", va="top", rotation=90)

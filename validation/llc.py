@@ -60,7 +60,8 @@ class NeighbourhoodResult:
         return {"sizes": self.sizes.tolist(), "measured": self.measured.tolist(),
                 "first_order": self.first_order.tolist(),
                 "second_order": self.second_order.tolist(), "base_loss": self.base_loss,
-                "neighbourhood_end": self.neighbourhood_end}
+                "neighbourhood_end": (None if math.isnan(self.neighbourhood_end)
+                                      else self.neighbourhood_end)}
 
 
 def loss_neighbourhood(model: Sequential, X: np.ndarray, y: np.ndarray,

@@ -29,7 +29,9 @@ def test_dp_matches_milp(instance):
     values, weights, budget = instance
     dp = grouped_knapsack(values, weights, budget)
     milp = grouped_knapsack_milp(values, weights, budget)
-    assert dp.value == pytest.approx(milp.value, abs=1e-9)
+    # HiGHS stops within its ~1e-6 optimality tolerance: it may miss a 6e-8 improvement.
+    assert dp.value == pytest.approx(milp.value, abs=1e-6)
+    assert dp.value <= milp.value + 1e-12
     for sol in (dp, milp):
         assert sol.weight <= budget
         assert sol.value == pytest.approx(values[np.arange(len(sol.choice)), sol.choice].sum())
