@@ -1,4 +1,4 @@
-"""What the post-training methods measure on a calibration batch: loss, weight gradients.
+"""What the post-training methods measure: calibration loss and gradients, rounding noise.
 
 A calibration batch is a fixed random subset of the training set (never the test set).
 """
@@ -11,9 +11,11 @@ import numpy as np
 
 from nets import Sequential
 from nets.losses import LOSSES
-from nets.quantized import weight_layers
+from nets.quantized import channel_axis, weight_layers
+from solvers import quantize_nearest
 
-__all__ = ["calibration_batch", "calibration_loss", "weight_gradients", "with_weights"]
+__all__ = ["calibration_batch", "calibration_loss", "nearest_rounding_table", "weight_gradients",
+           "with_weights"]
 
 
 def calibration_batch(X: np.ndarray, y: np.ndarray, size: int, seed: int = 0
@@ -62,3 +64,27 @@ def with_weights(model: Sequential, weights: dict[int, np.ndarray]) -> Sequentia
         out.layers[i].W[...] = W
     return out
 
+
+
+#: Bits stored per float32 scale of a quantized channel.
+SCALE_BITS = 32
+
+
+def nearest_rounding_table(model: Sequential, bits
+                           ) -> tuple[list[int], np.ndarray, dict[tuple[int, int], np.ndarray]]:
+    """Size and noise of nearest rounding of every weight layer at every bit width.
+
+    Returns:
+        ``(layers, sizes, noise)``: the weight-layer indices; (layers, len(bits)) int64 stored
+        bits b W.size + 32 per channel scale; ``noise[(i, b)]`` = w_hat - W (float64).
+    """
+    layers = weight_layers(model)
+    sizes = np.zeros((len(layers), len(bits)), dtype=np.int64)
+    noise = {}
+    for row, i in enumerate(layers):
+        W = model.layers[i].W.astype(float)
+        for col, b in enumerate(bits):
+            q = quantize_nearest(W, b, channel_axis(model.layers[i]))
+            noise[(i, b)] = q.symbols * q.scale.astype(float) - W
+            sizes[row, col] = b * W.size + SCALE_BITS * q.scale.size
+    return layers, sizes, noise

@@ -31,11 +31,10 @@ from solvers import (
     quantize_nearest,
     quantize_steered,
 )
-from validation.calibration import calibration_loss
+from validation.calibration import calibration_loss, nearest_rounding_table
 
 __all__ = ["CETResult", "LayerCurvature", "cet_compress", "layer_curvatures"]
 
-_SCALE_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -116,15 +115,9 @@ def cet_compress(model: Sequential, X: np.ndarray, y: np.ndarray, average_bits: 
     if curvatures is None:
         curvatures = layer_curvatures(model, X, y, k=k, probes=probes, seed=seed,
                                       progress=progress)
-    values = np.zeros((len(layers), len(bits)))
-    sizes = np.zeros((len(layers), len(bits)), dtype=np.int64)
-    for row, i in enumerate(layers):
-        W = model.layers[i].W.astype(float)
-        for col, b in enumerate(bits):
-            q = quantize_nearest(W, b, channel_axis(model.layers[i]))
-            noise = q.symbols * q.scale.astype(float) - W
-            values[row, col] = 0.5 * curvatures[i].mean_curvature * float(np.sum(noise**2))
-            sizes[row, col] = b * W.size + _SCALE_BITS * q.scale.size
+    _, sizes, noise = nearest_rounding_table(model, bits)
+    values = np.array([[0.5 * curvatures[i].mean_curvature * float(np.sum(noise[(i, b)] ** 2))
+                        for b in bits] for i in layers])
     n_weights = sum(model.layers[i].W.size for i in layers)
     choice = allocate_bits(values, sizes, int(average_bits * n_weights))
     chosen = {i: int(bits[c]) for i, c in zip(layers, choice.choice, strict=True)}

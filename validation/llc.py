@@ -27,12 +27,16 @@ from tqdm.auto import tqdm
 from nets import Sequential
 from nets.curvature import LossCurvature
 from nets.quantized import QuantizedModel, channel_axis, weight_layers
-from solvers import allocate_bits, quantize_gradient_opposed, quantize_nearest
-from validation.calibration import calibration_loss, weight_gradients, with_weights
+from solvers import allocate_bits, grid_scale, quantize_gradient_opposed, quantize_nearest
+from validation.calibration import (
+    calibration_loss,
+    nearest_rounding_table,
+    weight_gradients,
+    with_weights,
+)
 
 __all__ = ["LLCResult", "NeighbourhoodResult", "llc_compress", "loss_neighbourhood"]
 
-_SCALE_BITS = 32
 #: Relative noise sizes of ``loss_neighbourhood``: 1e-4 to 1, two per decade.
 SIZES = tuple(float(s) for s in np.logspace(-4, 0, 9))
 KAPPAS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, math.inf)
@@ -149,20 +153,16 @@ def llc_compress(model: Sequential, X: np.ndarray, y: np.ndarray, average_bits: 
     Raises:
         ValueError: no allocation fits the budget inside the neighbourhood.
     """
-    layers = weight_layers(model)
     if not average_bits > 0:
         raise ValueError(f"average_bits must be positive, got {average_bits}")
     grads = weight_gradients(model, X, y)
-    values = np.full((len(layers), len(bits)), np.inf)
-    sizes = np.zeros((len(layers), len(bits)), dtype=np.int64)
+    layers, sizes, noise = nearest_rounding_table(model, bits)
+    values = np.full(sizes.shape, np.inf)
     for row, i in enumerate(layers):
-        W = model.layers[i].W.astype(float)
         for col, b in enumerate(bits):
-            q = quantize_nearest(W, b, channel_axis(model.layers[i]))
-            noise = q.symbols * q.scale.astype(float) - W
-            sizes[row, col] = b * W.size + _SCALE_BITS * q.scale.size
-            if np.linalg.norm(noise) <= max_relative_noise * np.linalg.norm(W):
-                values[row, col] = float(np.sum(grads[i] * noise))
+            n = noise[(i, b)]
+            if np.linalg.norm(n) <= max_relative_noise * np.linalg.norm(model.layers[i].W):
+                values[row, col] = float(np.sum(grads[i] * n))
     n_weights = sum(model.layers[i].W.size for i in layers)
     try:
         choice = allocate_bits(values, sizes, int(average_bits * n_weights))
@@ -181,7 +181,7 @@ def llc_compress(model: Sequential, X: np.ndarray, y: np.ndarray, average_bits: 
         tensors = {}
         for i in layers:
             layer = model.layers[i]
-            scale = quantize_nearest(layer.W, chosen[i], channel_axis(layer)).scale
+            scale = grid_scale(layer.W, chosen[i], channel_axis(layer))
             h = (math.inf if math.isinf(kappa)
                  else kappa * np.max(np.abs(g_near[i])) / float(np.mean(scale)))
             tensors[i] = quantize_gradient_opposed(layer.W, g_near[i], chosen[i],
