@@ -8,7 +8,13 @@ from solvers.entropy import (
     encode_ternary,
     ternary_entropy_bound,
 )
-from solvers.hessian import SpectralDensity, extreme_eigenpairs, hutchinson_trace, slq_density
+from solvers.hessian import (
+    SpectralDensity,
+    extreme_eigenpairs,
+    hutchinson_trace,
+    slq_density,
+    top_ritz_pairs,
+)
 from solvers.knapsack import (
     KnapsackSolution,
     allocate_bits,
@@ -81,4 +87,5 @@ __all__ = [
     "ste_gradients",
     "step_constants",
     "ternary_entropy_bound",
+    "top_ritz_pairs",
 ]

@@ -4,7 +4,8 @@ For each weight layer l (its block of the loss Hessian, exact Hessian-vector pro
 ``nets.curvature``):
 
 * the mean curvature t_l = tr(H_l) / n_l by Hutchinson's estimator;
-* the top-k eigenvectors U_l by Lanczos: the "short axes", along which the loss rises fastest.
+* the top-k eigenvectors U_l (Ritz vectors of a fixed number of Lanczos steps): the "short
+  axes", along which the loss rises fastest.
 
 Uniform b-bit rounding noise of a layer, spread evenly over directions, raises the loss by
 about 1/2 t_l ||n_l(b)||^2; these predictions are the knapsack values (weight = b bits per
@@ -26,10 +27,10 @@ from nets.curvature import LossCurvature
 from nets.quantized import QuantizedModel, channel_axis, weight_layers
 from solvers import (
     allocate_bits,
-    extreme_eigenpairs,
     hutchinson_trace,
     quantize_nearest,
     quantize_steered,
+    top_ritz_pairs,
 )
 from validation.calibration import calibration_loss, nearest_rounding_table
 
@@ -43,7 +44,7 @@ class LayerCurvature:
 
     Attributes:
         mean_curvature: tr(H_l) / n_l (Hutchinson), with its standard error.
-        top_values: (k,) largest eigenvalues (Lanczos).
+        top_values: (k,) largest Ritz values (Lanczos).
         directions: (W.size, k) orthonormal top eigenvectors restricted to W.
     """
 
@@ -54,17 +55,20 @@ class LayerCurvature:
 
 
 def layer_curvatures(model: Sequential, X: np.ndarray, y: np.ndarray, *, k: int = 8,
-                     probes: int = 16, seed: int = 0, progress: bool = False
-                     ) -> dict[int, LayerCurvature]:
-    """Hutchinson mean curvature and Lanczos top-k directions of every weight layer."""
+                     probes: int = 16, lanczos_steps: int = 32, seed: int = 0,
+                     progress: bool = False) -> dict[int, LayerCurvature]:
+    """Hutchinson mean curvature and top-k Ritz directions of every weight layer.
+
+    Costs ``probes + lanczos_steps`` Hessian-vector products per layer over (X, y).
+    """
     out = {}
     for i in tqdm(weight_layers(model), desc="Hessian blocks", disable=not progress):
         curvature = LossCurvature(model, X, y, layers=[i])
         trace, error = hutchinson_trace(curvature.hvp, curvature.n, samples=probes, seed=seed)
-        kk = min(k, curvature.n - 1)
-        # Directions need only a few digits: a loose tolerance saves most HVPs.
-        values, vectors = extreme_eigenpairs(curvature.hvp, curvature.n, k=kk, tol=1e-3,
-                                             seed=seed)
+        # A fixed budget of Lanczos steps: the directions need only a few digits, and each
+        # product costs a forward and backward pass over the batch.
+        values, vectors = top_ritz_pairs(curvature.hvp, curvature.n, k=min(k, curvature.n),
+                                         steps=min(lanczos_steps, curvature.n), seed=seed)
         size = model.layers[i].W.size
         # W comes first in the block; re-orthonormalise its part of the eigenvectors.
         directions = np.linalg.qr(vectors[:size])[0]

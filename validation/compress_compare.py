@@ -8,7 +8,8 @@ of the training set:
   0/1 mask range coded;
 * ``uniform``: nearest rounding to b bits per weight (one scale per output channel);
 * ``llc``: knapsack bits inside the first-order neighbourhood + gradient-opposed rounding
-  (``validation.llc``);
+  (``validation.llc``); its low-rank search (the smallest rank per layer inside the same
+  neighbourhood, ``solvers.search_rank``) is reported in ``details["llc_rank"]``;
 * ``cet``: curvature-driven knapsack bits + long-axis steered rounding (``validation.cet``);
 * ``l2``: entropy-regularised fine-tuning of the unified pruning+quantization transform
   (``nets.l2``);
@@ -34,9 +35,9 @@ from tqdm.auto import tqdm
 from nets import Sequential
 from nets.l2 import l2_compress
 from nets.quantized import QuantizedModel, channel_axis, dense_bytes, weight_layers
-from solvers import quantize_nearest
+from solvers import quantize_nearest, search_rank
 from solvers.entropy import decode_integers, encode_integers
-from validation.calibration import calibration_batch, calibration_loss
+from validation.calibration import calibration_batch, calibration_loss, weight_gradients
 from validation.cet import cet_compress, layer_curvatures
 from validation.llc import llc_compress, loss_neighbourhood
 from validation.train import fit_model, image_arrays
@@ -138,7 +139,8 @@ def _random_features_rows(data, hidden, n_train, data_dir, seed, dense) -> list[
 
 def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = False,
                      model_path: str | None = None, epochs: int | None = None,
-                     calibration: int | None = None, keep=(0.5, 0.2, 0.1, 0.05),
+                     calibration: int | None = None, curvature_samples: int = 512,
+                     keep=(0.5, 0.2, 0.1, 0.05),
                      uniform_bits=(2, 3, 4, 8), llc_bits=(5.0, 6.0), cet_bits=(2.5, 3.0, 4.0),
                      l2_lams=None, random_features: bool = True, seed: int = 0,
                      data_dir=None, progress: bool = True) -> CompareResult:
@@ -152,6 +154,9 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
         model_path: a model saved by ``ntklc train --out``, instead of training here.
         epochs: training epochs (default 10, quick 2).
         calibration: calibration batch size (default 2048, quick 512).
+        curvature_samples: the first samples of the calibration batch over which Hessian-vector
+            products are taken (the neighbourhood's measured and predicted changes, CET's
+            curvature): each product is a forward and backward pass in float64.
         keep, uniform_bits, llc_bits, cet_bits: the settings of each method (bits are
             averages per weight for LLC and CET).
         l2_lams: entropy weights of L2 (default: those of ``nets.l2``'s default).
@@ -182,7 +187,8 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
                                  for i in weight_layers(net)})
         rows.append(_quantized_row("uniform", f"{b} bit", q, dense, Xte, yte, calib))
     steps.update()
-    neighbourhood = loss_neighbourhood(net, *calib, draws=2 if quick else 4, seed=seed)
+    hessian_batch = (calib[0][:curvature_samples], calib[1][:curvature_samples])
+    neighbourhood = loss_neighbourhood(net, *hessian_batch, draws=2 if quick else 4, seed=seed)
     steps.update()
     details["llc"] = {}
     for b in llc_bits:
@@ -204,8 +210,19 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
             "calibration_loss_gradient_opposed": r.opposed_loss,
             "loss_by_kappa": {f"{k:g}": v for k, v in r.loss_by_kappa.items()},
             "nearest_accuracy": nearest["accuracy"], "nearest_bytes": nearest["bytes"]}
+    # LLC low rank: the smallest rank of each layer inside the same neighbourhood (one SVD).
+    grads = weight_gradients(net, *calib)
+    details["llc_rank"] = {}
+    for i in weight_layers(net):
+        # A convolution is the matrix (out, in k k) of its im2col product.
+        W, G = (a.reshape(a.shape[0], -1) for a in (net.layers[i].W, grads[i]))
+        r = search_rank(W, G, tolerance=math.inf, max_relative_noise=0.2)
+        details["llc_rank"][str(i)] = {
+            "rank": r.rank, "full_rank": r.full_rank,
+            "factor_entries_over_weights": r.parameters / net.layers[i].W.size,
+            "predicted_change": r.predicted_change, "relative_noise": r.relative_noise}
     steps.update()
-    curvatures = layer_curvatures(net, *calib, k=4 if quick else 8, seed=seed)
+    curvatures = layer_curvatures(net, *hessian_batch, k=4 if quick else 8, seed=seed)
     details["cet"] = {"mean_curvature": {str(i): c.mean_curvature
                                          for i, c in curvatures.items()},
                       "top_eigenvalues": {str(i): c.top_values.tolist()

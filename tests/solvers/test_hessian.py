@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from solvers.hessian import extreme_eigenpairs, hutchinson_trace, slq_density
+from solvers.hessian import extreme_eigenpairs, hutchinson_trace, slq_density, top_ritz_pairs
 
 
 def known_operator(n=200, seed=0):
@@ -53,3 +53,14 @@ def test_bad_input():
         hutchinson_trace(lambda v: v, 3, samples=1)
     with pytest.raises(ValueError, match="positive"):
         slq_density(lambda v: v, 3, steps=0)
+
+
+def test_ritz_pairs_converge_to_the_top_eigenpairs():
+    H, spectrum = known_operator()
+    vals, vecs = top_ritz_pairs(lambda v: H @ v, H.shape[0], k=3, steps=40)
+    # Well-separated top eigenvalues (50, 30, 20 against a bulk in [-1, 1]).
+    np.testing.assert_allclose(vals, spectrum[::-1][:3], rtol=1e-10)
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(3), atol=1e-10)
+    np.testing.assert_allclose(H @ vecs, vecs * vals, atol=1e-6)
+    with pytest.raises(ValueError, match="k <= steps"):
+        top_ritz_pairs(lambda v: H @ v, H.shape[0], k=5, steps=4)

@@ -36,6 +36,9 @@ def test_quick_run_writes_figure_table_and_json(capsys, tmp_path):
     uniform = sorted((r for r in rows if r["method"] == "uniform"), key=lambda r: r["bytes"])
     assert [r["setting"] for r in uniform] == ["2 bit", "3 bit", "4 bit", "8 bit"]
     assert abs(uniform[-1]["accuracy"] - dense["accuracy"]) <= 0.005
+    for rank in payload["details"]["llc_rank"].values():
+        assert 0 <= rank["rank"] <= rank["full_rank"]
+        assert rank["relative_noise"] <= 0.2
     nb = payload["neighbourhood"]
     assert len(nb["sizes"]) == len(nb["measured"]) == 9
     for name in ("compress_compare.png", "llc_neighbourhood.png", "table.txt",
