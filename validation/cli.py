@@ -243,6 +243,9 @@ def _cmd_experiment(args) -> None:
     _emit(payload, args.json, lines)
 
 
+_ROUND_TRIP = {True: "exact", False: "FAILED", None: "-"}
+
+
 def _compress_compare(args) -> None:
     from validation.compress_compare import compress_compare
 
@@ -264,7 +267,7 @@ def _compress_compare(args) -> None:
                  else f"{row['calibration_loss']:.4g}")
         lines.append(f"  {row['method']:<13} {row['setting']:<19} {row['bytes']:>10} "
                      f"{row['ratio']:8.1f}x {100 * row['accuracy']:8.2f}%  {calib:>10}  "
-                     f"{'exact' if row['round_trip'] else 'FAILED'}")
+                     f"{_ROUND_TRIP[row['round_trip']]}")
     end = r.neighbourhood["neighbourhood_end"]
     lines += ["  first-order neighbourhood ends at relative weight noise "
               + ("(not reached)" if end is None else f"{end:.3g}"),
