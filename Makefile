@@ -37,6 +37,7 @@ bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_ternary.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_knapsack.py
+	$(BIN)/python benchmarks/bench_hvp.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
