@@ -28,9 +28,14 @@ ratio project / torch (> 1: the project is faster).
 
 from __future__ import annotations
 
+import os
+
+# Before NumPy loads OpenBLAS: idle OpenBLAS workers yield at once instead of spinning on a
+# core the engine's own threads need (what the ntklc command does too; see nets.layers).
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import argparse
 import math
-import os
 import platform
 import sys
 import time

@@ -13,10 +13,14 @@ hidden layers are frozen and only a readout is trained).
 
 from __future__ import annotations
 
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
 import numba
 import numpy as np
+import threadpoolctl
 
 from ntk.activations import Activation as _ScalarActivation
 from ntk.activations import activation as _lookup_activation
@@ -201,9 +205,47 @@ class Dense(_ParamLayer):
                 "out_features": self.out_features, "trainable": self.trainable}
 
 
-# The Numba kernels run on one thread: they are memory-bound, and on two shared cores a
-# prange version made a small-CNN epoch 1.5x slower (threads wait for a descheduled peer).
-@numba.njit(cache=True)
+#: ReLU of a feature map (3-D or more) with at least this many entries is split by samples;
+#: smaller arrays and dense-layer activations stay on the calling thread, where measured
+#: dispatch overhead outweighed the gain (MLP 784-1024-1024-10, batch 128, two threads).
+_PARALLEL_MIN_SIZE = 1 << 16
+
+
+@cache
+def _executor(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ntklc-nets")
+
+
+@cache
+def _blas() -> threadpoolctl.ThreadpoolController:
+    return threadpoolctl.ThreadpoolController()
+
+
+def _batch_parallel(fn, n: int) -> None:
+    """Call ``fn(s)`` on contiguous slices s of range(n), one per thread, BLAS on one thread.
+
+    The thread count is Numba's (``numba.set_num_threads``, which ``ntklc train --threads``
+    sets). Convolutions and pooling are chains of small per-sample products and memory-bound
+    loops; split by samples, each thread runs its whole chain on its own data (the Numba
+    kernels and NumPy's products release the GIL). On two cores this beats threaded BLAS on
+    tiny per-sample GEMMs and also prange loops, whose thread pool competes with OpenBLAS's.
+    OpenBLAS's idle workers still spin after every threaded product elsewhere in the model
+    (e.g. a dense layer) and take a core from these threads unless ``OPENBLAS_THREAD_TIMEOUT``
+    is small: the ``ntklc`` command sets it to 4 before NumPy loads (see the README).
+    """
+    workers = min(numba.get_num_threads(), n)
+    if workers <= 1:
+        fn(slice(0, n))
+        return
+    bounds = np.linspace(0, n, workers + 1).astype(int)
+    slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+    with _blas().limit(limits=1, user_api="blas"):
+        # list() re-raises here an exception raised in any worker.
+        list(_executor(workers).map(fn, slices))
+
+
+# All kernels release the GIL: _batch_parallel runs them on slices of the batch in threads.
+@numba.njit(cache=True, nogil=True)
 def _im2col(x, stride, pad, cols):
     """cols[n, c, i, j, r, q] = x[n, c, r s + i - pad, q s + j - pad], zero outside x.
 
@@ -227,7 +269,7 @@ def _im2col(x, stride, pad, cols):
                             cols[n, c, i, j, r, q] = x[n, c, h, w] if 0 <= w < width else 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _col2im(cols, stride, pad, dx):
     """The adjoint of ``_im2col``: dx[n, c, h, w] = sum of the cols entries that copied it."""
     n_batch, channels, kh, kw, out_h, out_w = cols.shape
@@ -306,11 +348,17 @@ class Conv2d(_ParamLayer):
         n = x.shape[0]
         out_h, out_w = self.output_shape(x.shape[2], x.shape[3])
         cols = np.empty((n, self.in_ch, k, k, out_h, out_w), dtype=self.dtype)
-        _im2col(x, self.stride, p, cols)
         cols3 = cols.reshape(n, self.in_ch * k * k, out_h * out_w)
-        # One batched product: (o, c k k) @ (n, c k k, H'W') -> (n, o, H'W'), already NCHW.
-        y = np.matmul(self.W.reshape(self.out_ch, -1), cols3)
-        y += self.b[:, None]
+        y = np.empty((n, self.out_ch, out_h * out_w), dtype=self.dtype)
+        W = self.W.reshape(self.out_ch, -1)
+
+        def part(s):
+            _im2col(x[s], self.stride, p, cols[s])
+            # Batched product: (o, c k k) @ (m, c k k, H'W') -> (m, o, H'W'), already NCHW.
+            np.matmul(W, cols3[s], out=y[s])
+            y[s] += self.b[:, None]
+
+        _batch_parallel(part, n)
         self._cache(train, _cols=cols3, _x_shape=x.shape)
         return y.reshape(n, self.out_ch, out_h, out_w)
 
@@ -324,17 +372,26 @@ class Conv2d(_ParamLayer):
             raise ValueError(f"Conv2d.backward: gradient of shape {grad.shape}, expected "
                              f"{(n, self.out_ch, out_h, out_w)}")
         g = np.ascontiguousarray(grad).reshape(n, self.out_ch, out_h * out_w)
+        W = self.W.reshape(self.out_ch, -1)
+        dx = np.empty((n, self.in_ch, height, width), dtype=self.dtype) if input_grad else None
+        partial_dW = {}
+
+        def part(s):
+            if self.trainable:
+                # dW = sum_n g_n cols_n^T: batched products on transposed views (no copies).
+                partial_dW[s.start] = np.sum(np.matmul(g[s], cols3[s].transpose(0, 2, 1)),
+                                             axis=0)
+            if input_grad:
+                dcols = np.matmul(W.T, g[s])
+                _col2im(dcols.reshape(-1, self.in_ch, k, k, out_h, out_w), self.stride,
+                        self.padding, dx[s])
+
+        _batch_parallel(part, n)
         if self.trainable:
-            # dW = sum_n g_n cols_n^T: batched products on transposed views (no copies).
-            np.sum(np.matmul(g, cols3.transpose(0, 2, 1)), axis=0,
-                   out=self.dW.reshape(self.out_ch, -1))
+            # Summed in slice order: a given thread count always gives the same bits.
+            np.copyto(self.dW.reshape(self.out_ch, -1),
+                      sum(partial_dW[key] for key in sorted(partial_dW)))
             np.sum(g, axis=(0, 2), out=self.db)
-        if not input_grad:
-            return None
-        dcols = np.matmul(self.W.reshape(self.out_ch, -1).T, g)
-        dx = np.empty((n, self.in_ch, height, width), dtype=self.dtype)
-        _col2im(dcols.reshape(n, self.in_ch, k, k, out_h, out_w), self.stride, self.padding,
-                dx)
         return dx
 
     def config(self):
@@ -343,7 +400,7 @@ class Conv2d(_ParamLayer):
                 "trainable": self.trainable}
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _maxpool_forward(x, k, out, arg):
     """out = max over each k x k window; arg = flat index i k + j of the (first) maximum."""
     n_batch, channels, out_h, out_w = out.shape
@@ -364,7 +421,7 @@ def _maxpool_forward(x, k, out, arg):
                 arg[n, c, r, q] = best_at
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _maxpool_backward(grad, arg, k, dx):
     """Route each window's gradient to its maximum (windows do not overlap)."""
     n_batch, channels, out_h, out_w = grad.shape
@@ -413,7 +470,7 @@ class MaxPool2d(_Pool2d):
         n, c, h, w = x.shape
         out = np.empty((n, c, h // self.k, w // self.k), dtype=x.dtype)
         arg = np.empty(out.shape, dtype=np.int32)
-        _maxpool_forward(x, self.k, out, arg)
+        _batch_parallel(lambda s: _maxpool_forward(x[s], self.k, out[s], arg[s]), n)
         self._cache(train, _arg=arg, _x_shape=x.shape)
         return out
 
@@ -426,7 +483,8 @@ class MaxPool2d(_Pool2d):
             raise ValueError(f"MaxPool2d.backward: gradient of shape {grad.shape}, expected "
                              f"{arg.shape}")
         dx = np.empty(self._x_shape, dtype=grad.dtype)
-        _maxpool_backward(grad, arg, self.k, dx)
+        _batch_parallel(lambda s: _maxpool_backward(grad[s], arg[s], self.k, dx[s]),
+                        grad.shape[0])
         return dx
 
 
@@ -479,6 +537,40 @@ class Flatten(Layer):
         return grad.reshape(shape) if input_grad else None
 
 
+@numba.njit(cache=True, nogil=True)
+def _relu_kernel(x, y):
+    """y = max(x, 0) entrywise, NaN kept (C-contiguous arrays of one shape)."""
+    a, b = x.reshape(-1), y.reshape(-1)
+    for i in range(a.size):
+        b[i] = 0.0 if a[i] <= 0 else a[i]
+
+
+@numba.njit(cache=True, nogil=True)
+def _relu_mask_kernel(g, y, d):
+    """d = g where y > 0, else 0 (C-contiguous arrays of one shape)."""
+    a, b, c = g.reshape(-1), y.reshape(-1), d.reshape(-1)
+    for i in range(a.size):
+        c[i] = a[i] if b[i] > 0 else 0.0
+
+
+def _relu_forward(x: np.ndarray) -> np.ndarray:
+    if x.ndim < 3 or x.size < _PARALLEL_MIN_SIZE:
+        return np.maximum(x, 0)
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _batch_parallel(lambda s: _relu_kernel(x[s], y[s]), x.shape[0])
+    return y
+
+
+def _relu_backward(grad: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if y.ndim < 3 or y.size < _PARALLEL_MIN_SIZE:
+        return grad * (y > 0)
+    grad = np.ascontiguousarray(grad)
+    d = np.empty_like(grad)
+    _batch_parallel(lambda s: _relu_mask_kernel(grad[s], y[s], d[s]), y.shape[0])
+    return d
+
+
 class Activation(Layer):
     """Elementwise ``y = sigma(x)`` for an activation of ``ntk.activations``.
 
@@ -512,7 +604,7 @@ class Activation(Layer):
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float32)
         if self._relu:
-            y = np.maximum(x, 0)
+            y = _relu_forward(x)
             # The output is enough for the mask (y > 0 iff x > 0).
             self._cache(train, _x=y)
             return y
@@ -531,7 +623,7 @@ class Activation(Layer):
             raise ValueError(f"Activation.backward: gradient of shape {grad.shape}, expected "
                              f"{x.shape}")
         if self._relu:
-            return grad * (x > 0)
+            return _relu_backward(grad, x)
         return grad * np.asarray(self.act.grad(x), dtype=x.dtype)
 
     def config(self):

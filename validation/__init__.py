@@ -1,5 +1,13 @@
 """Experiments, figures, reports and the `ntklc` command line."""
 
+import os
+
+# The `ntklc` command imports this package before anything loads NumPy. Idle OpenBLAS workers
+# then yield at once instead of spinning for ~0.1 s on a core that nets' own threads (batch-split
+# convolutions, see nets.layers) need; a user's own setting wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+
 from validation.compression import (
     CompressionSpectra,
     compression_report,

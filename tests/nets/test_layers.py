@@ -9,6 +9,7 @@ error O(1e-16 / h) = O(1e-10) relative, far inside the 1e-5 tolerance.
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -296,3 +297,31 @@ def test_optimiser_errors():
     opt.step([np.zeros(2)], [np.zeros(2)])
     with pytest.raises(ValueError, match="changed"):
         opt.step([np.zeros(3)], [np.zeros(3)])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batch_split_threads_give_the_serial_result(rng, threads):
+    # Convolution, ReLU on feature maps and max pooling split the batch over Numba's threads;
+    # every thread count must give the one-thread result (up to the order of dW's sum).
+    x = rng.standard_normal((7, 3, 40, 40))
+    layers = [Conv2d(3, 8, 3, padding=1, rng=rng, dtype=np.float64), Activation("relu"),
+              MaxPool2d(2)]
+    g = rng.standard_normal((7, 8, 20, 20))
+
+    def run(n_threads):
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            h = x
+            for layer in layers:
+                h = layer.forward(h, True)
+            d = g
+            for layer in layers[::-1]:
+                d = layer.backward(d)
+            return h, d, layers[0].dW.copy(), layers[0].db.copy()
+        finally:
+            numba.set_num_threads(previous)
+
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    for serial, split in zip(run(1), run(threads), strict=True):
+        np.testing.assert_allclose(split, serial, rtol=1e-13, atol=1e-13)
