@@ -22,8 +22,10 @@ background load hits both alike.
 
 Threads: each row uses the same count N on both sides: ``torch.set_num_threads(N)`` for
 PyTorch; ``threadpoolctl.threadpool_limits(N)`` (BLAS) and ``numba.set_num_threads(N)`` for the
-project (whose Numba kernels are serial anyway). The table gives samples/s of each and the
-ratio project / torch (> 1: the project is faster).
+project (which splits convolution and pooling batches over its N threads). The script sets
+``OPENBLAS_THREAD_TIMEOUT=4`` before NumPy loads, as the ``ntklc`` command does (a value in the
+environment wins). The table gives samples/s of each and the ratio project / torch (> 1: the
+project is faster).
 """
 
 from __future__ import annotations
