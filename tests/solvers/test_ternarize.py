@@ -54,7 +54,9 @@ def test_output_layer_recovers_members(member, tau):
 @given(member=members(5, 7), tau=st.floats(0.5, 2.0))
 def test_hidden_layer_recovers_members(member, tau):
     act, target = target_of(*member, tau)
-    sol = solve_hidden_layer(act, target, tau, symmetric=False, max_levels=12)
+    # The solver searches its own level families, not the member's: it may need more levels
+    # than the member has (5 pieces at tau = 1.375 needed 14), so it gets its default budget.
+    sol = solve_hidden_layer(act, target, tau, symmetric=False, max_levels=32)
     assert sol.residual < TOL
     assert set(sol.residuals) == {"d1", "d2", "d3", "tau2_next"}
 
