@@ -175,7 +175,6 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
         net, _ = fit_model(Xtr, ytr, classes, model, hidden=hidden,
                            epochs=epochs or (2 if quick else 10), seed=seed,
                            progress=progress)
-    weight_layers(net)
     calib = calibration_batch(Xtr, ytr, calibration or (512 if quick else 2048), seed)
     dense = dense_bytes(net)
     rows = [_row("dense", "float32", net, dense, dense, Xte, yte, calib, round_trip=None)]
