@@ -9,7 +9,7 @@ endif
 # Two cores on CI; keep BLAS and Numba from oversubscribing them.
 export NUMBA_NUM_THREADS ?= 2
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench reproduce clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ $(BIN)/activate: pyproject.toml
 
 demo: $(BIN)/activate
 	$(BIN)/ntklc demo --out demo-output
+
+reproduce: $(BIN)/activate
+	$(BIN)/ntklc reproduce --quick --out reproduction
 
 test: $(BIN)/activate
 	$(BIN)/ruff check .
@@ -38,6 +41,7 @@ bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_knapsack.py
 	$(BIN)/python benchmarks/bench_hvp.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-output reproduction runs .pytest_cache .hypothesis

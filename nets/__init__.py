@@ -2,7 +2,7 @@
 
 from nets.compressed import CompressedNetwork, DenseNetwork, TernaryMatrix, sample_ternary_signs
 from nets.curvature import DENSE_HESSIAN_MAX, LossCurvature
-from nets.data import DataNotFoundError, Dataset, as_float, load_dataset, read_idx
+from nets.data import DataNotFoundError, Dataset, as_float, find_dataset, load_dataset, read_idx
 from nets.datasets import get_dataset_info
 from nets.l2 import L2Layer, L2Result, l2_compress
 from nets.layers import (
@@ -47,6 +47,7 @@ __all__ = [
     "as_float",
     "channel_axis",
     "dense_bytes",
+    "find_dataset",
     "get_dataset_info",
     "init_weights",
     "l2_compress",

@@ -209,6 +209,26 @@ def load_dataset(
     return Dataset(info.name, split, images, labels, info.classes)
 
 
+def find_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The local folder holding both splits of a data set, or ``None``; never downloads.
+
+    Searches as :func:`load_dataset` does (``data_dir``, ``$NTKLC_DATA``, the user cache), so
+    a caller can skip an experiment on a machine without the files instead of waiting for a
+    download that cannot succeed.
+    """
+    info = get_dataset_info(name)
+    for folder in _search_folders(info, data_dir):
+        if info.name == "cifar-10":
+            batches = [b for split in SPLITS for b in _CIFAR_BATCHES[split]]
+            if (folder / info.files["archive"].name).is_file() or any(
+                    all((d / b).is_file() for b in batches)
+                    for d in (folder / _CIFAR_DIR, folder)):
+                return folder
+        elif all((folder / e.name).is_file() for e in info.files.values()):
+            return folder
+    return None
+
+
 def _search_folders(info: DatasetInfo, data_dir: str | os.PathLike[str] | None) -> list[Path]:
     """Folders that may hold the data set, in lookup order; the cache (download target) last."""
     folders = []

@@ -74,6 +74,10 @@ def _emit(payload: dict, as_json: bool, lines: list[str]) -> None:
         sys.stdout.write("\n".join(lines) + "\n")
 
 
+def _command_line() -> str:
+    return " ".join(["ntklc", *sys.argv[1:]])
+
+
 def _write_results(out: Path, name: str, payload: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -114,7 +118,7 @@ def _cmd_spectrum(args) -> None:
     if args.out:
         out = Path(args.out)
         _write_results(out, "spectrum", payload)
-        plot_spectrum(r, out / "spectrum.png")
+        plot_spectrum(r, out / "spectrum.png", command=_command_line())
     _emit(payload, args.json, _spectrum_lines(r))
 
 
@@ -126,7 +130,7 @@ def _cmd_convergence(args) -> None:
     if args.out:
         out = Path(args.out)
         _write_results(out, "convergence", payload)
-        plot_convergence([r], out / "convergence.png")
+        plot_convergence([r], out / "convergence.png", command=_command_line())
     lines = [f"{'/'.join(r.acts)} {r.kernel.upper()}: error vs n (p = n/2)"]
     lines += [f"  n={n:6d}  {100 * e:.3f} %" for n, e in zip(r.ns, r.errors.mean(axis=1),
                                                             strict=True)]
@@ -150,7 +154,7 @@ def _cmd_compare(args) -> None:
     if args.out:
         out = Path(args.out)
         _write_results(out, "compare", payload)
-        plot_compression_spectra(r, out / "compression_spectra.png")
+        plot_compression_spectra(r, out / "compression_spectra.png", command=_command_line())
     lines = [f"dense {'/'.join(r.dense)} (Gaussian weights) vs compressed (ternary weights), "
              f"centred CK, n={r.n}, width {r.width}, {r.draws} draws; the NTK is not compared: "
              "step activations have no derivative (E[sigma'^2] = inf)",
@@ -229,7 +233,7 @@ def _cmd_experiment(args) -> None:
     if args.out:
         out = Path(args.out)
         _write_results(out, "ntklc-real", payload)
-        plot_accuracy_memory(r, out / "accuracy_memory.png")
+        plot_accuracy_memory(r, out / "accuracy_memory.png", command=_command_line())
     tasks = list(r.rows[0]["accuracy"])
     lines = [f"NTK-LC on {r.data}: random features {'-'.join(map(str, r.widths))}, "
              f"{r.n_train} training / {r.n_test} test images, ridge readout",
@@ -256,8 +260,8 @@ def _compress_compare(args) -> None:
     if args.out:
         out = Path(args.out)
         _write_results(out, "compress-compare", payload)
-        plot_compress_compare(r, out / "compress_compare.png")
-        plot_neighbourhood(r.neighbourhood, out / "llc_neighbourhood.png")
+        plot_compress_compare(r, out / "compress_compare.png", command=_command_line())
+        plot_neighbourhood(r.neighbourhood, out / "llc_neighbourhood.png", command=_command_line())
     lines = [f"compress-compare on {r.data}, {r.model}: dense {100 * r.dense_accuracy:.2f} % "
              f"in {r.dense_bytes} bytes",
              "  method        setting                bytes     ratio  accuracy  calib loss  "
@@ -301,6 +305,65 @@ def _cmd_demo(args) -> None:
 
     report = run_demo(Path(args.out), quick=args.quick)
     sys.stdout.write(report)
+
+
+def _cmd_sweep(args) -> int:
+    import logging
+
+    from validation.sweeps import load_spec, run_sweep
+
+    spec = load_spec(args.spec)
+    out = Path(args.out) if args.out else Path("runs") / spec.name
+    logging.basicConfig(format="ntklc: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    try:
+        run = run_sweep(spec, out, workers=args.workers, scheduler=args.scheduler,
+                        cache=args.cache, retry_failed=args.retry_failed,
+                        progress=not args.no_progress)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"ntklc: interrupted; finished tasks are cached in {out}; rerun the "
+                         "same command to resume\n")
+        return 130
+    summary = run.summary()
+    for label, error in run.failed:
+        sys.stderr.write(f"ntklc: task {label} failed: {error}\n")
+    lines = [f"sweep {spec.name} ({spec.experiment}): {summary['tasks']} tasks, "
+             f"{len(run.computed)} computed, {len(run.cached)} from the cache, "
+             f"{len(run.failed)} failed, {run.seconds:.1f} s",
+             f"  table: {out / 'results.csv'} (and results.json, provenance.json)"]
+    if run.failed:
+        lines.append("  rerun failed tasks with --retry-failed")
+    _emit(summary, args.json, lines)
+    return 1 if run.failed else 0
+
+
+def _cmd_plot(args) -> None:
+    from validation.report.plot import plot_results
+    from validation.sweeps import read_results
+
+    rows, meta = read_results(args.results)
+    source = Path(args.results)
+    out = Path(args.out) if args.out else (source if source.is_dir() else source.parent
+                                           ) / "figures"
+    png = plot_results(rows, meta, out, x=args.x, y=args.y, hue=args.hue,
+                       command=_command_line())
+    _emit({"png": str(png), "pdf": str(png.with_suffix(".pdf"))}, args.json,
+          [f"wrote {png} and {png.with_suffix('.pdf')}"])
+
+
+def _cmd_reproduce(args) -> int:
+    from validation.report.reproduce import reproduce
+
+    try:
+        result = reproduce(Path(args.out), quick=args.quick, workers=args.workers,
+                           scheduler=args.scheduler, progress=not args.json)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"ntklc: interrupted; finished tasks are cached in {args.out}; rerun "
+                         "the same command to resume\n")
+        return 130
+    lines = [f"{s['title']}: {s['verdict']}" for s in result["sections"]]
+    lines.append(f"report: {result['report']} and {result['html']} ({result['seconds']:.0f} s)")
+    _emit(result, args.json, lines)
+    return 0
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -417,6 +480,39 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the figure and results JSON")
     p.set_defaults(func=_cmd_experiment)
 
+    p = sub.add_parser("sweep", help="run a grid of tasks of one experiment (TOML spec), "
+                       "cached and resumable, on local processes or a dask cluster")
+    p.add_argument("spec", help="TOML spec file (see sweeps/ for examples)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", default=None,
+                   help="dask.distributed scheduler address, e.g. tcp://HOST:8786")
+    p.add_argument("--out", default=None, help="output folder (default runs/SPEC-NAME)")
+    p.add_argument("--cache", default=None, help="cache folder (default OUT/cache)")
+    p.add_argument("--retry-failed", action="store_true", help="rerun tasks cached as failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="one JSON summary on stdout")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("plot", help="draw a sweep's results table (mean ± s.e. over seeds)")
+    p.add_argument("results", help="a sweep's output folder, results.json or results.csv")
+    p.add_argument("--x", default=None, help="column on the x axis")
+    p.add_argument("--y", default=None, help="metric on the y axis")
+    p.add_argument("--hue", default=None, help="parameter that colours the series")
+    p.add_argument("--out", default=None, help="folder for PNG + PDF (default RESULTS/figures)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser("reproduce", help="run the built-in sweeps that reproduce the papers' "
+                       "claims; write report.md, report.html, results/ and figures/")
+    p.add_argument("--quick", action="store_true", help="smaller sizes (under 10 minutes)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    p.add_argument("--out", default="reproduction", help="output folder (default reproduction)")
+    p.add_argument("--json", action="store_true", help="one JSON summary on stdout")
+    p.set_defaults(func=_cmd_reproduce)
+
     p = sub.add_parser("demo", help="the main job on built-in GMM data: figures and a report")
     p.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke test")
@@ -428,11 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ntklc`` console script; returns the exit code."""
     args = _build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except (ValueError, FileNotFoundError) as exc:  # user errors: bad input, missing data
         sys.stderr.write(f"ntklc: error: {exc}\n")
         return 2
-    return 0
+    except RuntimeError as exc:  # the run broke (e.g. a worker died); its message says why
+        sys.stderr.write(f"ntklc: {exc}\n")
+        return 1
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ __all__ = [
     "ConvergenceResult",
     "KurtosisResult",
     "SpectrumResult",
+    "convergence_error",
     "convergence_experiment",
     "kurtosis_experiment",
     "network_activations",
@@ -177,6 +178,20 @@ class ConvergenceResult:
                 "intercept": self.intercept, "seconds": self.seconds}
 
 
+def convergence_error(acts, n: int, *, kernel: str = "ck", seed: int = 0) -> float:
+    """Relative spectral error ||K_eq - K||_2 / ||K||_2 of the equivalent against the exact
+    kernel on one GMM draw (spec section 6 mixture, p = n // 2, data seed ``seed``)."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    _check_size(n, n // 2)
+    acts = parse_activations(acts)
+    g = sample_gmm(gaussian_mixture(n // 2), n, seed=seed)
+    ex = exact_kernels(g.X, acts, g.stats.tau0, ntk=kernel == "ntk")
+    if kernel == "ck":
+        return rel_spectral_error(ck_equivalent(g.X, g.stats, acts), ex.ck)
+    return rel_spectral_error(ntk_equivalent(g.X, g.stats, acts), ex.ntk)
+
+
 def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck",
                            seeds: int = 1, progress: bool = False) -> ConvergenceResult:
     """Error of the equivalent against the exact kernel for each n, with a log-log fit.
@@ -198,12 +213,7 @@ def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck"
     errors = np.empty((len(ns), seeds))
     jobs = [(i, n, s) for i, n in enumerate(ns) for s in range(seeds)]
     for i, n, s in tqdm(jobs, desc="convergence", disable=not progress, leave=False):
-        g = sample_gmm(gaussian_mixture(n // 2), n, seed=s)
-        ex = exact_kernels(g.X, acts, g.stats.tau0, ntk=kernel == "ntk")
-        if kernel == "ck":
-            errors[i, s] = rel_spectral_error(ck_equivalent(g.X, g.stats, acts), ex.ck)
-        else:
-            errors[i, s] = rel_spectral_error(ntk_equivalent(g.X, g.stats, acts), ex.ntk)
+        errors[i, s] = convergence_error(acts, n, kernel=kernel, seed=s)
     slope, intercept = np.polyfit(np.log(ns), np.log(errors.mean(axis=1)), 1)
     return ConvergenceResult(acts=tuple(a.name for a in acts), kernel=kernel, ns=ns,
                              errors=errors, slope=float(slope), intercept=float(intercept),

@@ -1,0 +1,189 @@
+"""Sweeps: specs, executors, the cache, failures, interruption, plotting.
+
+Every check compares two independent runs (1 worker vs 2 vs a dask cluster; interrupted vs
+uninterrupted; corrupted cache vs clean) or reads a counter the sweep cannot fake (which cache
+files were rewritten), never a number the code under test chose itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from validation.cli import main
+from validation.sweeps import load_spec, parse_spec, read_results, run_sweep
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "sweeps" / "smoke.toml"
+_VOLATILE = ("seconds", "worker")
+
+
+def _numbers(rows):
+    """The table without wall times and worker names (which differ between runs)."""
+    return [{k: v for k, v in r.items() if k not in _VOLATILE} for r in rows]
+
+
+def _sweep_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "validation.cli", "sweep", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The smoke sweep run once, uninterrupted, on one worker."""
+    out = tmp_path_factory.mktemp("ref")
+    run = run_sweep(load_spec(SMOKE), out, workers=1, progress=False)
+    assert not run.failed and not run.missing
+    return run
+
+
+def test_smoke_spec_is_big_enough():
+    assert len(load_spec(SMOKE).tasks()) >= 8
+
+
+def test_two_workers_give_the_same_numbers(reference, tmp_path):
+    run = run_sweep(load_spec(SMOKE), tmp_path, workers=2, progress=False)
+    assert _numbers(run.rows) == _numbers(reference.rows)
+    assert len({r["worker"] for r in run.rows}) == 2  # both workers took tasks
+
+
+def test_dask_cluster_gives_the_same_numbers(reference, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        run = run_sweep(load_spec(SMOKE), tmp_path, scheduler=cluster.scheduler_address,
+                        progress=False)
+    assert _numbers(run.rows) == _numbers(reference.rows)
+    assert all(r["worker"].startswith("tcp://127.0.0.1") for r in run.rows)
+
+
+def test_results_files_agree(reference):
+    rows_json, meta = read_results(reference.out / "results.json")
+    rows_csv, _ = read_results(reference.out / "results.csv")
+    assert rows_csv == rows_json == reference.rows
+    assert meta["axes"] == ["act", "layers", "n"]
+    prov = json.loads((reference.out / "provenance.json").read_text())
+    assert prov["spec"]["experiment"] == "spectrum"
+    assert prov["packages"]["numpy"] and prov["start"] <= prov["end"]
+
+
+def test_kill_and_resume(reference, tmp_path):
+    """SIGKILL a sweep mid-run; the rerun recomputes exactly the tasks not yet cached."""
+    cache = tmp_path / "cache" / "spectrum"
+    proc = subprocess.Popen([sys.executable, "-m", "validation.cli", "sweep", str(SMOKE),
+                             "--out", str(tmp_path), "--workers", "2", "--no-progress"],
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(cache.glob("*.json"))) < 3:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: p.stat().st_ino for p in cache.glob("*.json")}
+    total = len(reference.rows)
+    assert 3 <= len(before) < total, "the kill should land mid-sweep"
+    again = _sweep_cli(SMOKE, "--out", tmp_path, "--workers", "2", "--json", "--no-progress")
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["cached"] == len(before)
+    assert summary["computed"] == total - len(before)
+    # An entry rewritten by the rerun would have a new inode (atomic rename of a new file).
+    assert {p.name: p.stat().st_ino for p in cache.glob("*.json") if p.name in before} == before
+    rows, _ = read_results(tmp_path)
+    assert _numbers(rows) == _numbers(reference.rows)
+
+
+def _tiny(tmp_path, **grid):
+    raw = {"experiment": "spectrum", "seeds": 1, "fixed": {"n": 80},
+           "grid": grid or {"act": ["relu", "tanh"]}}
+    return parse_spec(raw, name="tiny")
+
+
+def test_corrupt_entries_are_detected_and_recomputed(tmp_path):
+    spec = _tiny(tmp_path)
+    first = run_sweep(spec, tmp_path, workers=1, progress=False)
+    files = sorted((tmp_path / "cache" / "spectrum").glob("*.json"))
+    assert len(files) == 2
+    text = files[0].read_text()
+    files[0].write_text(text[: len(text) // 2])                      # truncated
+    entry = json.loads(files[1].read_text())
+    entry["metrics"]["rel_spectral_error"] = 0.5                     # garbled, valid JSON
+    files[1].write_text(json.dumps(entry))
+    second = run_sweep(spec, tmp_path, workers=1, progress=False)
+    assert len(second.corrupt) == 2
+    assert {"not a complete JSON entry", "checksum mismatch (garbled)"} == {
+        c.split(": ", 1)[1] for c in second.corrupt}
+    assert len(second.computed) == 2
+    assert _numbers(second.rows) == _numbers(first.rows)
+
+
+def test_changed_axis_value_computes_only_new_tasks(tmp_path):
+    run_sweep(_tiny(tmp_path), tmp_path, workers=1, progress=False)
+    more = run_sweep(_tiny(tmp_path, act=["relu", "tanh", "erf"]), tmp_path, workers=1,
+                     progress=False)
+    assert len(more.cached) == 2 and more.computed == ["spectrum[act=erf, seed=0]"]
+
+
+def test_failed_task_is_recorded_and_retried(tmp_path):
+    spec = tmp_path / "fail.toml"
+    spec.write_text('experiment = "compress"\n[grid]\neps = [0.5, 1.5]\n')
+    out = tmp_path / "out"
+    result = _sweep_cli(spec, "--out", out, "--workers", "1", "--no-progress")
+    assert result.returncode == 1
+    assert "task compress[eps=1.5, seed=0] failed: ValueError: eps must lie in [0, 1)" in (
+        result.stderr)
+    rows, _ = read_results(out)
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert "eps must lie in [0, 1), got 1.5" in rows[1]["error"]
+    assert rows[0]["max_residual"] < 1e-10
+    again = _sweep_cli(spec, "--out", out, "--json", "--no-progress")
+    assert json.loads(again.stdout)["computed"] == 0 and again.returncode == 1
+    retry = _sweep_cli(spec, "--out", out, "--json", "--retry-failed", "--no-progress")
+    assert json.loads(retry.stdout)["computed"] == 1 and retry.returncode == 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('experiment = "nope"\n', "unknown experiment 'nope'"),
+    ('experiment = "spectrum"\n[grid]\nwidth2 = [1]\n', "unknown axis 'width2'"),
+    ('experiment = "spectrum"\n[grid]\nn = []\n', "axis 'n' is empty"),
+    ('experiment = "spectrum"\n[grid]\nn = ["big"]\n', "parameter 'n' must be int"),
+    ('experiment = "spectrum"\n[grid]\nn = 400\n', "axis 'n' must be a list"),
+    ('experiment = "spectrum"\n[fixed]\nkernel = 3\n', "parameter 'kernel' must be str"),
+    ('experiment = "spectrum"\nseeds = 0\n', "'seeds' must be >= 1"),
+    ('experiment = "spectrum"\n[grid\nn = [1]\n', "malformed TOML"),
+    ('experimnt = "spectrum"\n', "unknown key(s) experimnt"),
+])
+def test_bad_specs_exit_2_with_one_line(tmp_path, capsys, text, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_missing_spec_file(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "none.toml")]) == 2
+    assert "no such spec file" in capsys.readouterr().err
+
+
+def test_plot_command_writes_png_and_pdf(reference, tmp_path, capsys):
+    assert main(["plot", str(reference.out), "--out", str(tmp_path), "--hue", "act"]) == 0
+    png = tmp_path / "smoke_rel_spectral_error_vs_n.png"
+    assert png.exists()
+    pdf = png.with_suffix(".pdf").read_bytes()
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType embedded
+    assert main(["plot", str(reference.out), "--y", "nope"]) == 2
+    assert "--y 'nope' is not a column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.toml")), ids=lambda p: p.name)
+def test_example_specs_are_valid(path):
+    assert load_spec(path).tasks()
