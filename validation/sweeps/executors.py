@@ -9,9 +9,11 @@ oversubscribing them.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -41,6 +43,27 @@ def _limit_numba(threads: int) -> None:
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
+
+
+def _undo_malloc_trim() -> None:
+    """Give glibc's allocator back its large-array reuse under a dask nanny.
+
+    The nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also turns off
+    glibc's dynamic mmap threshold: every kernel-sized array is then a fresh mmap whose pages
+    fault in on first touch, and tasks run ~1.7x slower (``benchmarks/bench_sweep.py``).
+    Fixed thresholds at the top of glibc's own dynamic range restore the default behaviour.
+    """
+    if not os.environ.get("MALLOC_TRIM_THRESHOLD_") or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to undo
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+    libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+
+
 def execute_task(task: Task, threads: int = 1) -> dict:
     """Run one task with ``threads`` BLAS / Numba threads; never raises for the task's errors.
 
@@ -52,6 +75,7 @@ def execute_task(task: Task, threads: int = 1) -> dict:
 
     from validation.tasks import EXPERIMENTS
 
+    _undo_malloc_trim()
     start = time.perf_counter()
     _limit_numba(threads)
     try:
