@@ -603,6 +603,13 @@ def reproduce(out: Path, *, quick: bool = False, workers: int | None = None,
             entry["sweeps"].append(name)
             if run.missing:
                 raise RuntimeError(f"sweep {name} did not finish; rerun to resume")
+        dead = [n for n, r in rows.items() if not _ok(r)]
+        if dead:  # nothing to draw or judge: say why instead of failing the whole report
+            first = next(r["error"] for r in rows[dead[0]])
+            entry.update(held=False, held_text="failed",
+                         verdict=f"every task of sweep {dead[0]} failed, e.g. {first}")
+            results.append(entry)
+            continue
         figs = section.figure(rows, out / "figures" / f"{section.name}.png", command)
         entry["figures"] = [str(f) for f in (figs if isinstance(figs, list) else [figs])]
         entry["table"] = section.table(rows)

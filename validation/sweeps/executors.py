@@ -24,8 +24,9 @@ from validation.sweeps.spec import Task
 
 __all__ = ["dask_tasks", "execute_task", "local_tasks"]
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                     "NUMBA_NUM_THREADS")
+# Read by BLAS libraries when they load. NUMBA_NUM_THREADS is not among them: Numba rereads it
+# when it compiles and refuses a value other than the one its thread pool started with.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _worker_name() -> str:
