@@ -416,7 +416,7 @@ def _real_verdict(rs):
         gaps = {t: 100 * (dense[t] - lc["accuracy"][t]) for t in sorted(dense, reverse=True)}
         held &= gaps[max(gaps, key=lambda t: t.startswith("classes"))] <= 1.0
         parts.append(f"{r['data']}: NTK-LC eps=0.9 at {lc['factor']:.0f}x less memory is "
-                     + ", ".join(f"{g:+.2f} points below dense on {t}"
+                     + ", ".join(f"{g:.2f} points below dense on {t}"
                                  for t, g in gaps.items()))
     return held, "; ".join(parts) + " (claim: within 1 point of dense on classes 0-4)"
 

@@ -147,9 +147,9 @@ def log_axis(ax, which: str = "x", values: Sequence[float] | None = None,
     on those values, thinned so that neighbours are at least ``min_gap`` decades apart.
     Otherwise, by the span of the axis:
 
-    * two decades or more: decades, every k-th one so that at most ``max_labels`` show,
-      written 10^k throughout;
-    * less: 1-2-5 multiples (or 1-1.5-2-3-5-7) so that at least three labels show;
+    * three or more decades inside the axis: decades, every k-th one so that at most
+      ``max_labels`` show, written 10^k throughout;
+    * fewer: 1-2-5 multiples (or 1-1.5-2-3-5-7) so that at least three labels show;
     * less than a factor ~1.6: no such multiple fits, so round linear steps.
 
     Minor ticks are drawn without labels, which is where matplotlib's default crowds.
@@ -169,9 +169,9 @@ def log_axis(ax, which: str = "x", values: Sequence[float] | None = None,
         axis.set_major_locator(linear_ticks(4))
         axis.set_major_formatter(ScalarFormatter())
         return
-    if span >= 2:
+    first = math.floor(math.log10(lo)) if lo > 0 else 0
+    if sum(lo <= 10.0**k <= hi for k in range(first, math.ceil(math.log10(hi)) + 1)) >= 3:
         stride = max(1, math.ceil((span + 1) / max_labels))
-        first = math.floor(math.log10(lo)) if lo > 0 else 0
         decades = [10.0**k for k in range(first, math.ceil(math.log10(hi)) + 1, stride)]
         axis.set_major_locator(FixedLocator(decades))
         axis.set_major_formatter(LogFormatterSciNotation())
