@@ -344,10 +344,19 @@ def _cmd_plot(args) -> None:
     source = Path(args.results)
     out = Path(args.out) if args.out else (source if source.is_dir() else source.parent
                                            ) / "figures"
-    png = plot_results(rows, meta, out, x=args.x, y=args.y, hue=args.hue,
-                       command=_command_line())
-    _emit({"png": str(png), "pdf": str(png.with_suffix(".pdf"))}, args.json,
-          [f"wrote {png} and {png.with_suffix('.pdf')}"])
+    where = {}
+    for item in args.where:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--where takes KEY=VALUE, got {item!r}")
+        where[key] = value
+    png, slopes = plot_results(rows, meta, out, x=args.x, y=args.y, hue=args.hue, where=where,
+                               command=_command_line())
+    lines = [f"wrote {png} and {png.with_suffix('.pdf')}"]
+    lines += [f"  {s['panel'] + ': ' if s['panel'] else ''}{s['line']}: slope {s['slope']:.3f}"
+              f" ± {s['ci95']:.3f} (95 % CI)" for s in slopes]
+    _emit({"png": str(png), "pdf": str(png.with_suffix(".pdf")), "slopes": slopes}, args.json,
+          lines)
 
 
 def _cmd_reproduce(args) -> int:
@@ -498,7 +507,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="a sweep's output folder, results.json or results.csv")
     p.add_argument("--x", default=None, help="column on the x axis")
     p.add_argument("--y", default=None, help="metric on the y axis")
-    p.add_argument("--hue", default=None, help="parameter that colours the series")
+    p.add_argument("--hue", default=None, help="parameter that colours the lines; other "
+                   "varying parameters make panels")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep only rows with this value (repeatable)")
     p.add_argument("--out", default=None, help="folder for PNG + PDF (default RESULTS/figures)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_plot)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from validation.cli import main
+from validation.report.plot import plot_results
 from validation.sweeps import load_spec, parse_spec, read_results, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,3 +188,16 @@ def test_plot_command_writes_png_and_pdf(reference, tmp_path, capsys):
 @pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.toml")), ids=lambda p: p.name)
 def test_example_specs_are_valid(path):
     assert load_spec(path).tasks()
+
+
+def test_plot_facets_filters_and_panel_limit(reference, tmp_path, capsys):
+    assert main(["plot", str(reference.out), "--hue", "act", "--where", "layers=3",
+                 "--out", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["png"].endswith("smoke_rel_spectral_error_vs_n.png")
+    assert main(["plot", str(reference.out), "--where", "layers=7"]) == 2
+    assert "no row matches layers=7" in capsys.readouterr().err
+    rows = [{"a": a, "b": b, "n": n, "seed": 0, "status": "ok", "err": 1.0 / n}
+            for a in range(13) for b in range(2) for n in (10, 100)]
+    with pytest.raises(ValueError, match="13 panels"):
+        plot_results(rows, {"params": ["a", "b", "n"], "axes": ["a", "b", "n"]}, tmp_path,
+                     x="n", y="err", hue="b")
