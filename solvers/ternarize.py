@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
+from tqdm.auto import tqdm
 
 from ntk.activations import Activation, parse_activations
 from ntk.constants import ActivationConstants, tau_chain
@@ -141,7 +142,7 @@ class CompressionResult:
 
 
 def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: str = "auto",
-                     hidden_max_levels: int = 32) -> CompressionResult:
+                     hidden_max_levels: int = 32, progress: bool = False) -> CompressionResult:
     """Solve the NTK-LC equations layer by layer (module docstring).
 
     Args:
@@ -152,6 +153,8 @@ def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: 
         hidden_family: one of :data:`FAMILIES`.
         hidden_max_levels: cap on a hidden layer's levels; a hidden layer that needs more
             raises.
+        progress: a progress bar over the layers on stderr (a smooth activation's layer can
+            take tens of seconds).
 
     Returns:
         :class:`CompressionResult`.
@@ -171,6 +174,8 @@ def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: 
     dense = tau_chain(dense_acts, tau0)
     layers = []
     gauge, tau_c = 1.0, float(tau0)
+    bar = tqdm(total=len(dense_acts), desc="layers", unit="layer", disable=not progress,
+               leave=False)
     for index, (act, target) in enumerate(zip(dense_acts, dense, strict=True), start=1):
         if index < len(dense_acts):
             family = hidden_family
@@ -189,6 +194,8 @@ def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: 
         layers.append(sol)
         gauge = sol.gauge
         tau_c = math.sqrt(sol.constants.tau2_next)
+        bar.update()
+    bar.close()
     return CompressionResult(
         layers=tuple(layers), dense=tuple(dense), dense_names=tuple(a.name for a in dense_acts),
         alphas_dense=_alphas(dense_acts, tau0),

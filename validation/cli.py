@@ -187,7 +187,8 @@ def _cmd_compress(args) -> None:
     result, payload = compression_report(acts, args.tau0, eps=args.eps,
                                          max_levels=args.max_levels,
                                          hidden_family=args.hidden_family, p=args.p,
-                                         width=args.width, classes=args.classes)
+                                         width=args.width, classes=args.classes,
+                                         progress=not args.json)
     mem = payload["memory"]
     lines = [f"NTK-LC compression of {'/'.join(result.dense_names)}"
              f" (tau0 = {result.tau0:g}, eps = {args.eps:g})"]
@@ -311,7 +312,22 @@ def _cmd_sweep(args) -> int:
     import logging
 
     from validation.sweeps import load_spec, run_sweep
+    from validation.tasks import EXPERIMENTS
 
+    if args.list:
+        payload = {e.name: {"summary": e.summary, "version": e.version,
+                            "params": {k: {"type": p.kind.__name__, "default": p.default,
+                                           "help": p.help} for k, p in e.params.items()}}
+                   for e in EXPERIMENTS.values()}
+        lines = []
+        for e in EXPERIMENTS.values():
+            lines.append(f"{e.name}: {e.summary}")
+            lines += [f"    {k:<14} {p.kind.__name__:<5} default {p.default!r:<11} {p.help}"
+                      for k, p in e.params.items()]
+        _emit(payload, args.json, lines)
+        return 0
+    if args.spec is None:
+        raise ValueError("give a spec file (or --list for the experiments)")
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("runs") / spec.name
     logging.basicConfig(format="ntklc: %(message)s", level=logging.WARNING, stream=sys.stderr)
@@ -491,7 +507,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="run a grid of tasks of one experiment (TOML spec), "
                        "cached and resumable, on local processes or a dask cluster")
-    p.add_argument("spec", help="TOML spec file (see sweeps/ for examples)")
+    p.add_argument("spec", nargs="?", help="TOML spec file (see sweeps/ for examples)")
+    p.add_argument("--list", action="store_true",
+                   help="list the experiments and their parameters, then exit")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="local worker processes (default: all cores)")
     p.add_argument("--scheduler", default=None,

@@ -40,7 +40,8 @@ def check_eps(eps: float) -> float:
 
 def compression_report(acts, tau0: float = 1.0, *, eps: float = 0.9, max_levels: int = 32,
                        hidden_family: str = "auto", p: int = 784, width: int = 2000,
-                       classes: int = 10, seed: int = 0) -> tuple[CompressionResult, dict]:
+                       classes: int = 10, seed: int = 0, progress: bool = False
+                       ) -> tuple[CompressionResult, dict]:
     """Solve the compression of ``acts`` and count the memory of a network of that shape.
 
     Args:
@@ -51,6 +52,7 @@ def compression_report(acts, tau0: float = 1.0, *, eps: float = 0.9, max_levels:
         hidden_family: see ``solvers.ternarize.FAMILIES``.
         p, width, classes: input dimension, hidden width and readout outputs of the network
             whose memory is counted (weights drawn from the ternary law with ``seed``).
+        progress: a progress bar over the layers on stderr.
 
     Returns:
         ``(result, payload)`` with the JSON payload of ``ntklc compress``.
@@ -58,7 +60,8 @@ def compression_report(acts, tau0: float = 1.0, *, eps: float = 0.9, max_levels:
     eps = check_eps(eps)
     if min(p, width, classes) < 1:
         raise ValueError("p, width and classes must be positive")
-    result = compress_network(acts, tau0, max_levels=max_levels, hidden_family=hidden_family)
+    result = compress_network(acts, tau0, max_levels=max_levels, hidden_family=hidden_family,
+                              progress=progress)
     widths = (width,) * len(result.layers)
     network = CompressedNetwork.random(p, widths, result.activations, eps, tau0, seed=seed)
     memory = memory_report(network, readout_shape=(classes, width))

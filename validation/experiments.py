@@ -132,11 +132,16 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
     coefficients = _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
     g = sample_gmm(gaussian_mixture(p), n, seed=seed)
     coefficients = _coefficients(kernel, acts, g.stats.tau0)
+    # Stages: equivalent, reference, spectra (the Monte-Carlo reference has its own bar).
+    steps = tqdm(total=3, desc="spectrum", disable=not progress or reference != "exact",
+                 leave=False)
     equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(g.X, g.stats, acts)
+    steps.update()
     noise = None
     if reference == "exact":
         ex = exact_kernels(g.X, acts, g.stats.tau0, ntk=kernel == "ntk")
         ref = ex.ck if kernel == "ck" else ex.ntk
+        steps.update()
     else:
         emp = empirical_kernels(g.X, acts, width=width, draws=draws, weights=weights,
                                 seed=seed + 1, tau0=g.stats.tau0, ntk=kernel == "ntk",
@@ -144,10 +149,13 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
         ref, noise = (emp.ck, emp.ck_noise) if kernel == "ck" else (emp.ntk, emp.ntk_noise)
     comparison = compare_spectra(equivalent, ref, k=k)
     eigs_ref, vecs_ref = np.linalg.eigh(ref)
+    eigs_theory = np.linalg.eigvalsh(equivalent)
+    steps.update()
+    steps.close()
     return SpectrumResult(
         acts=tuple(a.name for a in acts), kernel=kernel, reference=reference, n=n, p=p,
         tau0=g.stats.tau0, coefficients=coefficients, comparison=comparison,
-        eigs_theory=np.linalg.eigvalsh(equivalent), eigs_reference=eigs_ref,
+        eigs_theory=eigs_theory, eigs_reference=eigs_ref,
         vectors_reference=vecs_ref[:, ::-1][:, :2], labels=g.labels, noise=noise,
         weights=weights if reference == "mc" else "gaussian",
         seconds=time.perf_counter() - start)
