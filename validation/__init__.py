@@ -27,22 +27,32 @@ from validation.realdata import (
     cnn_features_experiment,
     ntklc_real_experiment,
 )
+from validation.sweeps import SweepRun, SweepSpec, load_spec, parse_spec, run_sweep
+from validation.tasks import EXPERIMENTS, Experiment, Param
 from validation.train import TrainResult, train_model
 
 __all__ = [
+    "EXPERIMENTS",
     "CompressionSpectra",
     "ConvergenceResult",
+    "Experiment",
     "KurtosisResult",
+    "Param",
     "RealDataResult",
     "SpectrumResult",
+    "SweepRun",
+    "SweepSpec",
     "TrainResult",
     "cnn_features_experiment",
     "compression_report",
     "compression_spectra",
     "convergence_experiment",
     "kurtosis_experiment",
+    "load_spec",
     "network_activations",
     "ntklc_real_experiment",
+    "parse_spec",
+    "run_sweep",
     "spectrum_experiment",
     "train_model",
 ]

@@ -74,7 +74,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
     Args:
         spec: a checked spec.
         out: output folder.
-        workers: local processes (default: all cores); ignored with ``scheduler``.
+        workers: local processes (default: cores / threads per task); ignored with
+            ``scheduler``.
         scheduler: address of a dask.distributed scheduler, e.g. ``tcp://10.0.0.1:8786``.
         cache: cache folder (default ``out/cache``).
         retry_failed: rerun the tasks cached as failed.
@@ -87,7 +88,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
     start_clock, started = time.perf_counter(), _now()
     out = Path(out)
     store = TaskCache(Path(cache) if cache is not None else out / "cache")
-    workers = workers or os.cpu_count() or 1
+    # Each task runs spec.threads threads: by default fill the cores, no more.
+    workers = workers or max(1, (os.cpu_count() or 1) // spec.threads)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     tasks = spec.tasks()
