@@ -201,3 +201,20 @@ def test_plot_facets_filters_and_panel_limit(reference, tmp_path, capsys):
     with pytest.raises(ValueError, match="13 panels"):
         plot_results(rows, {"params": ["a", "b", "n"], "axes": ["a", "b", "n"]}, tmp_path,
                      x="n", y="err", hue="b")
+
+
+def test_ctrl_c_writes_the_partial_table_and_exits_130(tmp_path):
+    cache = tmp_path / "cache" / "spectrum"
+    proc = subprocess.Popen([sys.executable, "-m", "validation.cli", "sweep", str(SMOKE),
+                             "--out", str(tmp_path), "--workers", "2", "--no-progress"],
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list(cache.glob("*.json"))) < 2:
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; finished tasks are cached" in err
+    rows, meta = read_results(tmp_path)
+    assert meta["complete"] is False and len(rows) >= 2

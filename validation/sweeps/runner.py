@@ -112,10 +112,10 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
     failed_now = 0
     bar.set_postfix_str(f"cached {len(run.cached)}, running {min(workers, len(todo))}, "
                         "failed 0")
+    todo_tasks = [tasks[i] for i in todo]
+    stream = (dask_tasks(todo_tasks, scheduler, spec.threads) if scheduler
+              else local_tasks(todo_tasks, workers, spec.threads))
     try:
-        todo_tasks = [tasks[i] for i in todo]
-        stream = (dask_tasks(todo_tasks, scheduler, spec.threads) if scheduler
-                  else local_tasks(todo_tasks, workers, spec.threads))
         for j, outcome in stream:
             i = todo[j]
             entries[i] = store.store(tasks[i], outcome)
@@ -126,6 +126,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
             bar.set_postfix_str(f"cached {len(run.cached)}, running {min(workers, left)}, "
                                 f"failed {failed_now}")
     finally:
+        stream.close()  # on an interruption: cancel the queued tasks before writing the table
         bar.close()
         order = axes + [k for k in tasks[0].params if k not in axes] if tasks else []
         run.rows = [results_row(e, order) for e in entries if e is not None]
