@@ -276,7 +276,7 @@ def _compare_figure(rs, path, command):
         ax.plot(range(len(eps)), [2 * np.mean(noise[e]) for e in eps], ":", color="0.6",
                 label="2 x MC noise")
         ax.set_xlabel("eps (ternary sparsity)")
-        ax.set_ylabel("centred CK error, compressed vs dense")
+        ax.set_ylabel("centred CK error,\ncompressed vs dense")
         ax.set_ylim(bottom=0)
         fig.legend(loc="outside lower center", ncol=2)
         return save_figure(fig, path, command)
