@@ -3,6 +3,8 @@ that runs writes its figure, table and verdict into both reports."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from validation.report.reproduce import reproduce
@@ -23,6 +25,7 @@ def test_constants_section_report(tmp_path):
     result = reproduce(tmp_path, quick=True, sections=["constants"], workers=2, progress=False)
     (section,) = result["sections"]
     assert section["held"] is True, section["verdict"]
+    assert json.loads(json.dumps(result)) == result  # what `ntklc reproduce --json` prints
     page = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in page and "<table>" in page
     assert (tmp_path / "figures" / "constants.pdf").exists()
@@ -32,7 +35,11 @@ def test_constants_section_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_reproduction_holds(tmp_path):
+def test_quick_reproduction_theory_claims_hold(tmp_path):
     result = reproduce(tmp_path, quick=True, workers=2, progress=False)
     verdicts = {s["name"]: s["held"] for s in result["sections"]}
-    assert all(v is not False for v in verdicts.values()), result["sections"]
+    # The GMM theory must hold at quick sizes; the data-set sections may fail or be skipped,
+    # but each must end in a verdict.
+    for name in ("constants", "convergence", "compare", "solver"):
+        assert verdicts[name] is True, result["sections"]
+    assert set(verdicts.values()) <= {True, False, "partly", None}

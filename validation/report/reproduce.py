@@ -614,6 +614,7 @@ def reproduce(out: Path, *, quick: bool = False, workers: int | None = None,
         entry["figures"] = [str(f) for f in (figs if isinstance(figs, list) else [figs])]
         entry["table"] = section.table(rows)
         held, verdict = section.verdict(rows)
+        held = held if held == "partly" else bool(held)  # a NumPy bool is not JSON
         held_text = {True: "held", False: "failed", "partly": "partly held"}[held]
         entry.update(held=held, held_text=held_text, verdict=verdict)
         results.append(entry)
