@@ -74,6 +74,12 @@ def _emit(payload: dict, as_json: bool, lines: list[str]) -> None:
         sys.stdout.write("\n".join(lines) + "\n")
 
 
+def _show_progress(args) -> bool:
+    """Progress bars go to stderr: shown unless --json output goes to a non-terminal (a script
+    reading the JSON does not want bars in its logs; a person running --json still sees them)."""
+    return not args.json or sys.stderr.isatty()
+
+
 def _command_line() -> str:
     return " ".join(["ntklc", *sys.argv[1:]])
 
@@ -113,7 +119,7 @@ def _cmd_spectrum(args) -> None:
     acts = network_activations(args.act, args.layers)
     r = spectrum_experiment(acts, args.n, args.p, kernel=args.kernel, reference=args.reference,
                             weights=args.weights, width=args.width, draws=args.draws,
-                            seed=args.seed, progress=not args.json)
+                            seed=args.seed, progress=_show_progress(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -125,7 +131,7 @@ def _cmd_spectrum(args) -> None:
 def _cmd_convergence(args) -> None:
     acts = network_activations(args.act, args.layers)
     r = convergence_experiment(acts, args.ns, kernel=args.kernel, seeds=args.seeds,
-                               progress=not args.json)
+                               progress=_show_progress(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -149,7 +155,7 @@ def _float_list(text: str) -> list[float]:
 def _cmd_compare(args) -> None:
     acts = network_activations(args.act, args.layers)
     r = compression_spectra(acts, n=args.n, eps_values=args.eps, width=args.width,
-                            draws=args.draws, seed=args.seed, progress=not args.json)
+                            draws=args.draws, seed=args.seed, progress=_show_progress(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -170,7 +176,7 @@ def _cmd_compare(args) -> None:
 
 def _cmd_kurtosis(args) -> None:
     r = kurtosis_experiment(args.weights, args.act, p=args.p, n=args.n, width=args.width,
-                            draws=args.draws, seed=args.seed, progress=not args.json)
+                            draws=args.draws, seed=args.seed, progress=_show_progress(args))
     lines = [
         f"{r.activation}, first layer, weights {r.weights} (excess kurtosis {r.excess_kurtosis:g}),"
         f" p={r.p}, n={r.n}, width {r.width} x {r.draws} draws",
@@ -188,7 +194,7 @@ def _cmd_compress(args) -> None:
                                          max_levels=args.max_levels,
                                          hidden_family=args.hidden_family, p=args.p,
                                          width=args.width, classes=args.classes,
-                                         progress=not args.json)
+                                         progress=_show_progress(args))
     mem = payload["memory"]
     lines = [f"NTK-LC compression of {'/'.join(result.dense_names)}"
              f" (tau0 = {result.tau0:g}, eps = {args.eps:g})"]
@@ -226,10 +232,10 @@ def _cmd_experiment(args) -> None:
     if data == "cifar-10":  # the paper feeds CNN features, not pixels, to the networks
         r = cnn_features_experiment(data, epochs=1 if args.quick else args.cnn_epochs,
                                     data_dir=args.data_dir, seed=args.seed,
-                                    progress=not args.json, **kwargs)
+                                    progress=_show_progress(args), **kwargs)
     else:
         r = ntklc_real_experiment(data, data_dir=args.data_dir, seed=args.seed,
-                                  progress=not args.json, **kwargs)
+                                  progress=_show_progress(args), **kwargs)
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -256,7 +262,7 @@ def _compress_compare(args) -> None:
 
     data = _DATA_NAMES[args.data]
     r = compress_compare(data, args.model, quick=args.quick, model_path=args.model_path,
-                         seed=args.seed, data_dir=args.data_dir, progress=not args.json)
+                         seed=args.seed, data_dir=args.data_dir, progress=_show_progress(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -292,7 +298,7 @@ def _cmd_train(args) -> None:
     r = train_model(_DATA_NAMES[args.data], args.model, epochs=args.epochs,
                     hidden=args.hidden, batch_size=args.batch_size, optimizer=args.optimizer,
                     lr=args.lr, lr_decay=args.lr_decay, seed=args.seed, threads=args.threads,
-                    data_dir=args.data_dir, out=args.out, progress=not args.json)
+                    data_dir=args.data_dir, out=args.out, progress=_show_progress(args))
     payload = r.as_dict()
     lines = [f"{r.model} on {r.data}: test accuracy {100 * r.test_accuracy:.2f} % after "
              f"{r.epochs} epochs, {r.seconds:.1f} s ({r.samples_per_second:.0f} samples/s)"]
@@ -380,7 +386,7 @@ def _cmd_reproduce(args) -> int:
 
     try:
         result = reproduce(Path(args.out), quick=args.quick, workers=args.workers,
-                           scheduler=args.scheduler, progress=not args.json)
+                           scheduler=args.scheduler, progress=_show_progress(args))
     except KeyboardInterrupt:
         sys.stderr.write(f"ntklc: interrupted; finished tasks are cached in {args.out}; rerun "
                          "the same command to resume\n")

@@ -180,6 +180,8 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
     rows = [_row("dense", "float32", net, dense, dense, Xte, yte, calib, round_trip=None)]
     details: dict = {}
     steps = tqdm(total=6, desc="methods", disable=not progress)
+    # Each stage can take minutes on the full models: say which one is running.
+    steps.set_postfix_str("pruning, uniform")
     for f in keep:
         rows.append(_pruned_row(net, f, dense, Xte, yte, calib))
     for b in uniform_bits:
@@ -188,9 +190,11 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
                                  for i in weight_layers(net)})
         rows.append(_quantized_row("uniform", f"{b} bit", q, dense, Xte, yte, calib))
     steps.update()
+    steps.set_postfix_str("LLC neighbourhood")
     hessian_batch = (calib[0][:curvature_samples], calib[1][:curvature_samples])
     neighbourhood = loss_neighbourhood(net, *hessian_batch, draws=2 if quick else 4, seed=seed)
     steps.update()
+    steps.set_postfix_str("LLC bits and ranks")
     details["llc"] = {}
     for b in llc_bits:
         try:
@@ -223,6 +227,7 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
             "factor_entries_over_weights": r.parameters / net.layers[i].W.size,
             "predicted_change": r.predicted_change, "relative_noise": r.relative_noise}
     steps.update()
+    steps.set_postfix_str("CET curvature")
     curvatures = layer_curvatures(net, *hessian_batch, k=4 if quick else 8, seed=seed)
     details["cet"] = {"mean_curvature": {str(i): c.mean_curvature
                                          for i, c in curvatures.items()},
@@ -239,6 +244,7 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
                                     "calibration_loss_plain": r.nearest_loss,
                                     "calibration_loss_steered": r.steered_loss}
     steps.update()
+    steps.set_postfix_str("L2")
     details["l2"] = {}
     for lam in (l2_lams if l2_lams is not None else (None,)):
         kwargs = {} if lam is None else {"lam": lam}
@@ -246,6 +252,7 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
         rows.append(_l2_row(r, dense, Xte, yte, calib))
         details["l2"][rows[-1]["setting"]] = r.summary()
     steps.update()
+    steps.set_postfix_str("NTK-LC random features")
     if random_features and model == "mlp":
         rows += _random_features_rows(data, hidden, 5000 if quick else None, data_dir, seed,
                                       dense)
