@@ -68,6 +68,13 @@ def _size_unit(nbytes) -> tuple[str, float]:
     return "B", 1.0
 
 
+def _save_drawn(draw, result, path, command) -> Path:
+    """Draw ``result`` inside the toolkit's style and write it as PNG + PDF."""
+    with paper_style():
+        fig = draw(result)
+    return save_figure(fig, path, command)
+
+
 # --- spectrum ------------------------------------------------------------------------------
 
 
@@ -133,9 +140,7 @@ def plot_spectrum(result, path: str | Path, command: str | None = None) -> Path:
     Returns:
         The PNG path.
     """
-    with paper_style():
-        fig = _draw_spectrum(result)
-    return save_figure(fig, path, command)
+    return _save_drawn(_draw_spectrum, result, path, command)
 
 
 # --- convergence ---------------------------------------------------------------------------
@@ -201,9 +206,7 @@ def plot_convergence(results, path: str | Path, command: str | None = None) -> P
     Returns:
         The PNG path.
     """
-    with paper_style():
-        fig = _draw_convergence(results)
-    return save_figure(fig, path, command)
+    return _save_drawn(_draw_convergence, results, path, command)
 
 
 # --- compression spectra -------------------------------------------------------------------
@@ -264,9 +267,7 @@ def plot_compression_spectra(result, path: str | Path, command: str | None = Non
     Returns:
         The PNG path.
     """
-    with paper_style():
-        fig = _draw_compression_spectra(result)
-    return save_figure(fig, path, command)
+    return _save_drawn(_draw_compression_spectra, result, path, command)
 
 
 # --- accuracy against memory (random features) ---------------------------------------------
@@ -315,9 +316,7 @@ def plot_accuracy_memory(result, path: str | Path, command: str | None = None) -
     Returns:
         The PNG path.
     """
-    with paper_style():
-        fig = _draw_accuracy_memory(result)
-    return save_figure(fig, path, command)
+    return _save_drawn(_draw_accuracy_memory, result, path, command)
 
 
 # --- compress-compare ----------------------------------------------------------------------
@@ -394,9 +393,7 @@ def plot_compress_compare(result, path: str | Path, command: str | None = None) 
     Returns:
         The PNG path.
     """
-    with paper_style():
-        fig = _draw_compress_compare(result)
-    return save_figure(fig, path, command)
+    return _save_drawn(_draw_compress_compare, result, path, command)
 
 
 # --- loss neighbourhood --------------------------------------------------------------------
@@ -447,6 +444,4 @@ def plot_neighbourhood(neighbourhood, path: str | Path, command: str | None = No
     Returns:
         The PNG path.
     """
-    with paper_style():
-        fig = _draw_neighbourhood(neighbourhood)
-    return save_figure(fig, path, command)
+    return _save_drawn(_draw_neighbourhood, neighbourhood, path, command)
