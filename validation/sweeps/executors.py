@@ -24,9 +24,6 @@ from validation.sweeps.spec import Task
 
 __all__ = ["dask_tasks", "execute_task", "local_tasks"]
 
-# Read by BLAS libraries when they load. NUMBA_NUM_THREADS is not among them: Numba rereads it
-# when it compiles and refuses a value other than the one its thread pool started with.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _worker_name() -> str:
@@ -89,11 +86,6 @@ def execute_task(task: Task, threads: int = 1) -> dict:
     return {**outcome, "seconds": time.perf_counter() - start, "worker": _worker_name()}
 
 
-def _init_worker(threads: int) -> None:
-    for name in _THREAD_VARIABLES:
-        os.environ[name] = str(threads)
-
-
 def local_tasks(tasks: Sequence[Task], workers: int, threads: int = 1
                 ) -> Iterator[tuple[int, dict]]:
     """Run ``tasks`` on a pool of ``workers`` fresh processes; yield outcomes as they finish.
@@ -106,8 +98,10 @@ def local_tasks(tasks: Sequence[Task], workers: int, threads: int = 1
     if not tasks:
         return
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                               initializer=_init_worker, initargs=(threads,))
+    # No thread variables in the environment: a spawned worker has loaded BLAS and Numba by
+    # the time it could set them, and Numba refuses a changed NUMBA_NUM_THREADS when it
+    # compiles. execute_task limits the threads at run time instead.
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     pending = {}
     try:
         pending = {pool.submit(execute_task, t, threads): i for i, t in enumerate(tasks)}
