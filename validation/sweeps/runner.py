@@ -105,13 +105,19 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
             logger.warning("corrupt cache entry, recomputing %s: %s", labels[i], exc)
     todo = [i for i, e in enumerate(entries)
             if e is None or (retry_failed and e["status"] == "failed")]
-    run.cached = [labels[i] for i, e in enumerate(entries) if e is not None and i not in todo]
+    rerun = set(todo)
+    run.cached = [labels[i] for i, e in enumerate(entries) if e is not None and i not in rerun]
     where = scheduler or f"{workers} local worker{'s' * (workers > 1)}"
     bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="task", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     failed_now = 0
-    bar.set_postfix_str(f"cached {len(run.cached)}, running {min(workers, len(todo))}, "
-                        "failed 0")
+
+    def status(left: int) -> str:
+        # A dask cluster's size is its own business: count running tasks only locally.
+        running = "" if scheduler else f", running {min(workers, left)}"
+        return f"cached {len(run.cached)}{running}, failed {failed_now}"
+
+    bar.set_postfix_str(status(len(todo)))
     todo_tasks = [tasks[i] for i in todo]
     stream = (dask_tasks(todo_tasks, scheduler, spec.threads) if scheduler
               else local_tasks(todo_tasks, workers, spec.threads))
@@ -122,9 +128,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
             run.computed.append(labels[i])
             failed_now += outcome["status"] == "failed"
             bar.update()
-            left = bar.total - bar.n
-            bar.set_postfix_str(f"cached {len(run.cached)}, running {min(workers, left)}, "
-                                f"failed {failed_now}")
+            bar.set_postfix_str(status(bar.total - bar.n))
     finally:
         stream.close()  # on an interruption: cancel the queued tasks before writing the table
         bar.close()
