@@ -219,7 +219,7 @@ EXPERIMENTS = ("ntklc-real", "compress-compare")
 
 
 def _cmd_experiment(args) -> None:
-    from validation.realdata import cnn_features_experiment, ntklc_real_experiment
+    from validation.realdata import run_ntklc_real
 
     if args.name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {args.name!r}; available: "
@@ -227,15 +227,8 @@ def _cmd_experiment(args) -> None:
     if args.name == "compress-compare":
         _compress_compare(args)
         return
-    kwargs = {"widths": (500, 500, 250), "n_train": 10000} if args.quick else {}
-    data = _DATA_NAMES[args.data]
-    if data == "cifar-10":  # the paper feeds CNN features, not pixels, to the networks
-        r = cnn_features_experiment(data, epochs=1 if args.quick else args.cnn_epochs,
-                                    data_dir=args.data_dir, seed=args.seed,
-                                    progress=_show_progress(args), **kwargs)
-    else:
-        r = ntklc_real_experiment(data, data_dir=args.data_dir, seed=args.seed,
-                                  progress=_show_progress(args), **kwargs)
+    r = run_ntklc_real(_DATA_NAMES[args.data], quick=args.quick, cnn_epochs=args.cnn_epochs,
+                       data_dir=args.data_dir, seed=args.seed, progress=_show_progress(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -314,6 +307,13 @@ def _cmd_demo(args) -> None:
     sys.stdout.write(report)
 
 
+def _interrupted(out) -> int:
+    """Ctrl-C during a cached run: say how to resume; exit code 130 (128 + SIGINT)."""
+    sys.stderr.write(f"ntklc: interrupted; finished tasks are cached in {out}; rerun the same "
+                     "command to resume\n")
+    return 130
+
+
 def _cmd_sweep(args) -> int:
     import logging
 
@@ -342,9 +342,7 @@ def _cmd_sweep(args) -> int:
                         cache=args.cache, retry_failed=args.retry_failed,
                         progress=not args.no_progress)
     except KeyboardInterrupt:
-        sys.stderr.write(f"ntklc: interrupted; finished tasks are cached in {out}; rerun the "
-                         "same command to resume\n")
-        return 130
+        return _interrupted(out)
     summary = run.summary()
     for label, error in run.failed:
         sys.stderr.write(f"ntklc: task {label} failed: {error}\n")
@@ -388,9 +386,7 @@ def _cmd_reproduce(args) -> int:
         result = reproduce(Path(args.out), quick=args.quick, workers=args.workers,
                            scheduler=args.scheduler, progress=_show_progress(args))
     except KeyboardInterrupt:
-        sys.stderr.write(f"ntklc: interrupted; finished tasks are cached in {args.out}; rerun "
-                         "the same command to resume\n")
-        return 130
+        return _interrupted(args.out)
     lines = [f"{s['title']}: {s['verdict']}" for s in result["sections"]]
     lines.append(f"report: {result['report']} and {result['html']} ({result['seconds']:.0f} s)")
     _emit(result, args.json, lines)

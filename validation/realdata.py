@@ -36,7 +36,8 @@ from nets.data import as_float, load_dataset
 from solvers import compress_network, ternary_entropy_bound
 
 __all__ = ["RealDataResult", "cnn_features_experiment", "ntklc_real_experiment",
-           "prepare_images", "prepare_vectors", "random_features_experiment", "ridge_readout"]
+           "prepare_images", "prepare_vectors", "random_features_experiment", "ridge_readout",
+           "run_ntklc_real"]
 
 _FLOAT_BITS = 32
 _RIDGE_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -256,3 +257,22 @@ def cnn_features_experiment(data: str = "cifar-10", *, epochs: int = 10,
     return random_features_experiment(
         f"{data} (CNN features)", F_train, ytr, F_test, yte, classes, widths=widths,
         eps_values=eps_values, bits=bits, seed=seed, progress=progress, start=start)
+
+
+def run_ntklc_real(data: str, *, quick: bool = False, cnn_epochs: int = 10, data_dir=None,
+                   seed: int = 0, progress: bool = False) -> RealDataResult:
+    """``ntklc experiment ntklc-real`` and its sweep task: pixels for MNIST-type data, CNN
+    features for CIFAR-10 (as the paper does).
+
+    Args:
+        data: ``mnist``, ``fashion-mnist`` or ``cifar-10``.
+        quick: widths 500-500-250, 10000 training images and a 1-epoch CNN.
+        cnn_epochs: CIFAR-10: epochs of the feature CNN (without ``quick``).
+    """
+    kwargs = {"widths": (500, 500, 250), "n_train": 10000} if quick else {}
+    if data == "cifar-10":
+        return cnn_features_experiment(data, epochs=1 if quick else cnn_epochs,
+                                       data_dir=data_dir, seed=seed, progress=progress,
+                                       **kwargs)
+    return ntklc_real_experiment(data, data_dir=data_dir, seed=seed, progress=progress,
+                                 **kwargs)

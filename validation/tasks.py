@@ -142,14 +142,10 @@ def _constants(params: dict, seed: int) -> dict:
 
 
 def _ntklc_real(params: dict, seed: int) -> dict:
-    from validation.realdata import cnn_features_experiment, ntklc_real_experiment
+    from validation.realdata import run_ntklc_real
 
-    kwargs = {"widths": (500, 500, 250), "n_train": 10000} if params["quick"] else {}
-    if params["data"] in ("cifar10", "cifar-10"):  # the paper feeds CNN features, not pixels
-        r = cnn_features_experiment("cifar-10", epochs=1 if params["quick"] else 10, seed=seed,
-                                    **kwargs)
-    else:
-        r = ntklc_real_experiment(params["data"], seed=seed, **kwargs)
+    data = "cifar-10" if params["data"] == "cifar10" else params["data"]
+    r = run_ntklc_real(data, quick=params["quick"], seed=seed)
     rows = [dict(row) for row in r.rows]
     dense = next(row for row in rows if row["method"] == "dense")
     return {"rows": rows, "dense_accuracy": dense["accuracy"], "n_train": r.n_train,
