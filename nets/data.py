@@ -220,13 +220,22 @@ def find_dataset(name: str, data_dir: str | os.PathLike[str] | None = None) -> P
     for folder in _search_folders(info, data_dir):
         if info.name == "cifar-10":
             batches = [b for split in SPLITS for b in _CIFAR_BATCHES[split]]
-            if (folder / info.files["archive"].name).is_file() or any(
-                    all((d / b).is_file() for b in batches)
-                    for d in (folder / _CIFAR_DIR, folder)):
+            if (folder / info.files["archive"].name).is_file() or _extracted_cifar(folder,
+                                                                                   batches):
                 return folder
-        elif all((folder / e.name).is_file() for e in info.files.values()):
+        elif _holds(folder, [e.name for e in info.files.values()]):
             return folder
     return None
+
+
+def _holds(folder: Path, names: Sequence[str]) -> bool:
+    """Every one of the files ``names`` is in ``folder``."""
+    return all((folder / name).is_file() for name in names)
+
+
+def _extracted_cifar(folder: Path, batches: Sequence[str]) -> Path | None:
+    """The extracted `cifar-10-batches-py/` holding ``batches``: ``folder`` itself or inside."""
+    return next((d for d in (folder / _CIFAR_DIR, folder) if _holds(d, batches)), None)
 
 
 def _search_folders(info: DatasetInfo, data_dir: str | os.PathLike[str] | None) -> list[Path]:
@@ -248,7 +257,7 @@ def _load_idx_pair(
     image_file = info.files[f"{split}_images"]
     label_file = info.files[f"{split}_labels"]
     wanted = (image_file, label_file)
-    folder = next((f for f in folders if all((f / e.name).is_file() for e in wanted)), None)
+    folder = next((f for f in folders if _holds(f, [e.name for e in wanted])), None)
     if folder is None:
         folder = folders[-1]
         _download(info, wanted, folder, folders, split)
@@ -270,11 +279,7 @@ def _load_cifar(
     archive = info.files["archive"]
     raw_batches = None
     for folder in folders:
-        # The folder may be the extracted `cifar-10-batches-py/` itself or hold it.
-        extracted = next(
-            (d for d in (folder / _CIFAR_DIR, folder) if all((d / b).is_file() for b in batches)),
-            None,
-        )
+        extracted = _extracted_cifar(folder, batches)
         if extracted is not None:
             logger.info("loading %s %s from %s", info.name, split, extracted)
             raw_batches = {b: (extracted / b).read_bytes() for b in batches}

@@ -19,7 +19,14 @@ import numpy as np
 import pytest
 
 import nets.data
-from nets.data import DataNotFoundError, as_float, load_dataset, parse_idx, read_idx
+from nets.data import (
+    DataNotFoundError,
+    as_float,
+    find_dataset,
+    load_dataset,
+    parse_idx,
+    read_idx,
+)
 from nets.datasets import DATA_ENV, REGISTRY, URL_ENV, RemoteFile, get_dataset_info
 
 # Class counts of the official MNIST test set (LeCun et al.).
@@ -374,3 +381,23 @@ def test_as_float_scales_to_unit_interval():
     assert as_float(pixels, np.float64).dtype == np.float64
     with pytest.raises(TypeError, match="uint8"):
         as_float(scaled)
+
+
+def test_find_dataset_looks_locally_and_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("NTKLC_DATA", str(tmp_path / "none"))
+    monkeypatch.setattr("nets.data.default_cache_dir", lambda: tmp_path / "cache")
+    info = get_dataset_info("mnist")
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    names = [e.name for e in info.files.values()]
+    for name in names[:-1]:
+        (folder / name).write_bytes(b"")
+    assert find_dataset("mnist", tmp_path) is None  # one file missing
+    (folder / names[-1]).write_bytes(b"")
+    assert find_dataset("mnist", tmp_path) == folder
+    extracted = tmp_path / "cifar-10" / "cifar-10-batches-py"
+    extracted.mkdir(parents=True)
+    assert find_dataset("cifar-10", tmp_path) is None
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (extracted / name).write_bytes(b"")
+    assert find_dataset("cifar-10", tmp_path) == tmp_path / "cifar-10"
