@@ -36,6 +36,7 @@ lint: $(BIN)/activate
 
 bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py
+	$(BIN)/python benchmarks/bench_exact.py
 	$(BIN)/python benchmarks/bench_solver.py
 	$(BIN)/python benchmarks/bench_ternary.py
 	$(BIN)/python benchmarks/bench_train.py

@@ -8,6 +8,7 @@ from ntk.activations import (
     parse_activations,
     step_activation,
 )
+from ntk.bivariate import PairMoments, bivariate_expectation, pair_moments
 from ntk.constants import METHODS, ActivationConstants, activation_constants, tau_chain
 from ntk.empirical import EmpiricalKernels, empirical_kernels, network_kernels
 from ntk.equivalents import (
@@ -33,9 +34,11 @@ __all__ = [
     "EmpiricalKernels",
     "ExactKernels",
     "NTKLayer",
+    "PairMoments",
     "WeightLaw",
     "activation",
     "activation_constants",
+    "bivariate_expectation",
     "ck_coefficients",
     "ck_equivalent",
     "empirical_kernels",
@@ -47,6 +50,7 @@ __all__ = [
     "network_kernels",
     "ntk_coefficients",
     "ntk_equivalent",
+    "pair_moments",
     "parse_activations",
     "parse_weight_law",
     "sample_weights",

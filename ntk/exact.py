@@ -20,9 +20,24 @@ c_k(i) = E[sigma(s_i xi) h_k(xi)], h_k = He_k / sqrt(k!) (and c_0 replaced by c_
 the second by Price's theorem (d/dK_ij of the first). By Stein's lemma d_k(i) is the k-1-th
 Hermite coefficient of sigma'(s_i .), so sum_k c_k(i)^2 = CK_ii and sum_k d_k(i)^2 = Sdot_ii.
 Cauchy-Schwarz then bounds the tails after T terms by rho^(T+1) sqrt(CK_ii CK_jj) and
-rho^T sqrt(Sdot_ii Sdot_jj): T = ceil(log(tol) / log(max_{i != j} |rho_ij|)) terms make both
-series accurate to ``tol`` relative to the kernel scale. On the diagonal (rho = 1, where the
-series converge slowly or not at all) CK_ii and Sdot_ii come from quadrature directly.
+rho^T sqrt(Sdot_ii Sdot_jj): T_ij = ceil(log(tol) / log |rho_ij|) terms make both series
+accurate to ``tol`` relative to the kernel scale. On the diagonal (rho = 1, where the series
+converge slowly or not at all) CK_ii and Sdot_ii come from quadrature directly.
+
+Each pair gets its own T_ij. All pairs share the first T_0 terms, summed by Horner's rule
+vectorised over a row; the few pairs with T_ij > T_0 add their remaining terms one by one.
+T_0 minimises the estimated cost of both (from a sample of the pairs), so data without highly
+correlated pairs (Gaussian mixtures) cost what one short series costs, and real images, whose
+correlations spread up to 1, pay for their long series only where they need them.
+
+Pairs with |rho_ij| > tol^(1 / MAX_TERMS) (0.942 at tol = 1e-13; near-duplicate or duplicate
+samples) would need more than ``MAX_TERMS`` terms. They are computed by 2-D quadrature instead
+(``ntk.bivariate.pair_moments``), which is accurate up to |rho| = 1 given delta = 1 - |rho|
+without cancellation: at the first layer from the data, delta = ||x_i/|x_i| -+ x_j/|x_j| ||^2 / 2,
+and at the next layers from the previous layer's quadrature, which returns the output's delta
+as an integral of a small integrand. Computing delta as 1 - |K_ij| / (s_i s_j) instead would
+lose all its digits at delta ~ 1e-16 (exact duplicates), and the kernels of activations with
+kinks or jumps depend on sqrt(delta).
 """
 
 from __future__ import annotations
@@ -35,12 +50,13 @@ import numba
 import numpy as np
 
 from ntk.activations import Activation, activation, parse_activations
+from ntk.bivariate import PairMoments, pair_moments
 from ntk.constants import tau_chain
 from ntk.quadrature import gaussian_rules
 
 __all__ = ["ExactKernels", "exact_kernels", "hermite_coefficients"]
 
-#: Largest number of Hermite terms; beyond it the correlation is too close to 1.
+#: Largest number of Hermite terms of a pair; closer pairs go to 2-D quadrature.
 MAX_TERMS = 500
 
 # |h_k(xi)| phi(xi) <= 1.09 exp(-xi^2 / 4) / sqrt(2 pi) for every k (Cramer's inequality), so
@@ -64,26 +80,39 @@ class ExactKernels:
     Attributes:
         ck: (n, n) conjugate kernel CK_L of the last layer.
         ntk: (n, n) neural tangent kernel NTK_L, or ``None`` when not requested.
-        terms: number of Hermite terms T used at each layer (length L).
+        terms: largest number of Hermite terms T_ij used at each layer (length L).
+        close_pairs: pairs (i < j) computed by 2-D quadrature at each layer (length L).
         tau0: input scale that fixed the centring constants m_l.
     """
 
     ck: np.ndarray
     ntk: np.ndarray | None
     terms: tuple[int, ...]
+    close_pairs: tuple[int, ...]
     tau0: float
+
+
+@dataclass(frozen=True)
+class _ClosePairs:
+    """Pairs i > j with |rho_ij| = 1 - delta above the series' reach, rho's sign ``sgn``."""
+
+    i: np.ndarray
+    j: np.ndarray
+    sgn: np.ndarray
+    delta: np.ndarray
 
 
 def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callable],
                   tau0: float | None = None, *, ntk: bool = True, tol: float = 1e-13
                   ) -> ExactKernels:
-    """Exact infinite-width CK_L (and NTK_L) of the columns of ``X``.
+    """Exact infinite-width CK_L (and NTK_L) of the columns of ``X``, at any correlation.
 
-    Implements the recursion of the module docstring: Mehler series off the diagonal, truncated
-    after T_l = ceil(log(tol) / log(rho_max,l)) terms at layer l, quadrature on the diagonal.
-    Cost per layer O(n M T + n^2 T) with M ~ 1300 quadrature nodes per sample. Memory: the two
-    n x n results (updated in place from X^T X, layer after layer), O(n T), and quadrature
-    chunks of ~16 MB.
+    Implements the recursion of the module docstring: per pair a Mehler series of
+    T_ij = ceil(log(tol) / log |rho_ij|) terms, 2-D quadrature for the pairs with |rho_ij| >
+    tol^(1 / MAX_TERMS) (near-duplicates and duplicates), quadrature on the diagonal. Cost per
+    layer O(n M T_i + n^2 T_0 + sum_ij (T_ij - T_0)+) with M ~ 1300 quadrature nodes per sample,
+    plus ~2 ms per close pair (~10 ms for smooth activations). Memory: the two n x n results
+    (updated in place from X^T X, layer after layer), O(n max T_i), and chunks of ~16 MB.
 
     Args:
         X: (p, n) data, one sample per column, finite, n >= 1, p >= 1.
@@ -100,8 +129,8 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
 
     Raises:
         ValueError: malformed X or a zero sample, empty ``acts``, bad ``tau0`` or ``tol``, NTK
-            requested for an activation with jumps, a sample with zero variance at some layer,
-            or a correlation so close to 1 that the series needs more than ``MAX_TERMS`` terms.
+            requested for an activation with jumps, or a sample with zero variance at some
+            layer.
     """
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
@@ -122,9 +151,11 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
     if not (math.isfinite(tau0) and tau0 > 0):
         raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
     consts = tau_chain(layers, tau0)
+    cap = tol ** (1.0 / MAX_TERMS)
     # K becomes CK_l and N becomes NTK_l in place, layer after layer.
     N = K.copy() if ntk else np.empty((0, 0))
-    terms = []
+    close = None
+    terms, n_close = [], []
     for layer, (act, const) in enumerate(zip(layers, consts, strict=True), start=1):
         diag = np.diag(K)
         if np.any(diag <= 0):
@@ -132,16 +163,28 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
             where = "has zero norm" if layer == 1 else f"has zero variance after layer {layer - 1}"
             raise ValueError(f"sample {i} {where}; its correlations are undefined")
         s = np.sqrt(diag)
-        n_terms = _n_terms(K, s, tol, layer)
-        coef, ck_diag, sdot_diag = _sample_moments(act, s, const.m0, n_terms, grad=ntk)
-        # Samples along the contiguous axis: c_k(j) as (T + 1, n), d_k(j) = sqrt(k) c_k(j) / s_j
-        # as (T, n).
-        coef_t = np.ascontiguousarray(coef.T)
-        deriv_t = (np.sqrt(np.arange(1.0, n_terms + 1))[:, None] * coef_t[1:] / s
-                   if ntk else np.empty((0, s.size)))
-        _layer_update(K, N, s, coef_t, deriv_t, ck_diag, sdot_diag, ntk)
-        terms.append(n_terms)
-    return ExactKernels(ck=K, ntk=N if ntk else None, terms=tuple(terms), tau0=tau0)
+        best, row_close = _survey(K, s, cap)
+        close = (_close_pairs_of_data(X, K, s, row_close, cap) if layer == 1
+                 else _close_pairs(K, s, row_close, cap, close))
+        bulk = _bulk_terms(K, s, tol)
+        with np.errstate(divide="ignore"):
+            need = np.where(best > 0, np.ceil(math.log(tol) / np.log(best)), 1.0)
+        row_terms = np.clip(need, bulk, MAX_TERMS).astype(np.int64)
+        coef, ck_diag, sdot_diag = _sample_moments(act, s, const.m0, row_terms, grad=ntk)
+        deriv = (np.sqrt(np.arange(1.0, coef.shape[1]))[None, :] * coef[:, 1:] / s[:, None]
+                 if ntk else np.empty((0, 0)))
+        # The shared first terms with samples along the contiguous axis: c_k(j) as (T_0 + 1, n)
+        # and d_k(j) as (T_0, n).
+        coef_t = np.ascontiguousarray(coef[:, :bulk + 1].T)
+        deriv_t = np.ascontiguousarray(deriv[:, :bulk].T) if ntk else np.empty((0, 0))
+        ntk_before = N[close.i, close.j] if ntk else None
+        _layer_update(K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
+                      ntk, math.log(tol), cap)
+        close = _close_pair_update(K, N, act, const.m0, s, close, ck_diag, ntk_before)
+        terms.append(int(row_terms.max()))
+        n_close.append(int(close.i.size))
+    return ExactKernels(ck=K, ntk=N if ntk else None, terms=tuple(terms),
+                        close_pairs=tuple(n_close), tau0=tau0)
 
 
 def hermite_coefficients(act: str | Activation | Callable, scales: np.ndarray, n_terms: int
@@ -164,39 +207,127 @@ def hermite_coefficients(act: str | Activation | Callable, scales: np.ndarray, n
         raise ValueError("scales must be a 1-D array of positive finite numbers")
     if n_terms < 0:
         raise ValueError(f"n_terms must be >= 0, got {n_terms}")
-    return _sample_moments(activation(act), scales, 0.0, int(n_terms), grad=False)[0]
+    row_terms = np.full(scales.size, int(n_terms), dtype=np.int64)
+    return _sample_moments(activation(act), scales, 0.0, row_terms, grad=False)[0]
 
 
-def _n_terms(K: np.ndarray, s: np.ndarray, tol: float, layer: int) -> int:
-    """Terms T with rho_max^T <= tol (the tail bound of the module docstring)."""
-    row_max, row_arg = _row_max_correlation(K, s)
-    i = int(np.argmax(row_max))
-    rho_max = float(row_max[i])
-    if rho_max == 0.0:
+# The bulk Horner step costs about this fraction of a tail term (vectorised over a row against
+# one pair at a time), and a pair with a tail costs this many terms' worth more to set up: both
+# measured by benchmarks/bench_exact.py.
+_BULK_VS_TAIL = 0.25
+_TAIL_SETUP = 8.0
+# Pairs sampled to choose T_0.
+_SAMPLE_PAIRS = 1 << 14
+
+
+def _bulk_terms(K: np.ndarray, s: np.ndarray, tol: float) -> int:
+    """T_0 minimising the estimated cost n^2 T_0 b + sum_ij [(T_ij - T_0) + setup]_(T_ij > T_0),
+    the T_ij taken from a deterministic sample of the pairs below the diagonal."""
+    n = K.shape[0]
+    if n < 2:
         return 1
-    n_terms = math.inf if rho_max >= 1.0 else math.ceil(math.log(tol) / math.log(rho_max))
-    if n_terms > MAX_TERMS:
-        raise ValueError(
-            f"layer {layer}: the correlation |rho| = {rho_max:.9f} of samples {int(row_arg[i])} "
-            f"and {i} is too high for the Hermite expansion: tol={tol:g} needs "
-            f"{n_terms} > {MAX_TERMS} terms (near-duplicate samples? remove them or raise tol)")
-    return max(1, n_terms)
+    flat = np.linspace(0, n * n - 1, min(n * n, 4 * _SAMPLE_PAIRS)).astype(np.int64)
+    i, j = flat // n, flat % n
+    keep = i > j
+    i, j = i[keep], j[keep]
+    if i.size == 0:
+        i, j = np.array([1]), np.array([0])
+    rho = np.abs(K[i, j]) / (s[i] * s[j])
+    rho = rho[rho <= tol ** (1.0 / MAX_TERMS)]
+    with np.errstate(divide="ignore"):
+        need = np.ceil(math.log(tol) / np.log(rho[rho > 0])) if rho.size else np.ones(1)
+    need = np.sort(need)
+    candidates = np.unique(np.clip(need, 1, MAX_TERMS)).astype(int)
+    if candidates.size == 0:
+        return 1
+    # sum over pairs with T_ij > T_0 of (T_ij - T_0 + setup), for each candidate T_0.
+    above = need.size - np.searchsorted(need, candidates, side="right")
+    suffix = np.concatenate([np.cumsum(need[::-1])[::-1], [0.0]])
+    tail_sum = suffix[need.size - above]
+    cost = (_BULK_VS_TAIL * candidates * rho.size
+            + tail_sum - (candidates - _TAIL_SETUP) * above)
+    return int(max(1, candidates[int(np.argmin(cost))]))
 
 
-def _sample_moments(act: Activation, s: np.ndarray, m: float, n_terms: int, *, grad: bool
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _close_pairs_of_data(X: np.ndarray, K: np.ndarray, s: np.ndarray, row_close: np.ndarray,
+                         cap: float) -> _ClosePairs:
+    """Close pairs of the input, delta = ||x_i/|x_i| - sgn x_j/|x_j| ||^2 / 2 from X."""
+    i, j = _gather_close(K, s, row_close, cap)
+    sgn = np.where(K[i, j] >= 0, 1.0, -1.0)
+    unit = X / np.linalg.norm(X, axis=0)
+    delta = np.empty(i.size)
+    for start in range(0, i.size, 4096):
+        block = slice(start, start + 4096)
+        diff = unit[:, i[block]] - sgn[block] * unit[:, j[block]]
+        delta[block] = 0.5 * np.einsum("ij,ij->j", diff, diff)
+    return _ClosePairs(i=i, j=j, sgn=sgn, delta=np.minimum(delta, 1.0))
+
+
+def _close_pairs(K: np.ndarray, s: np.ndarray, row_close: np.ndarray, cap: float,
+                 previous: _ClosePairs) -> _ClosePairs:
+    """Close pairs of a hidden layer: delta from the previous layer's quadrature where the pair
+    was close there, else 1 - |K_ij| / (s_i s_j) (then at least 1 - cap, no digits lost)."""
+    i, j = _gather_close(K, s, row_close, cap)
+    rho = K[i, j] / (s[i] * s[j])
+    sgn = np.where(rho >= 0, 1.0, -1.0)
+    delta = 1.0 - np.abs(rho)
+    n = K.shape[0]
+    key = i * n + j
+    old_key = previous.i * n + previous.j
+    pos = np.searchsorted(old_key, key)
+    pos = np.minimum(pos, max(0, old_key.size - 1))
+    known = (old_key.size > 0) & (old_key[pos] == key) if old_key.size else np.zeros(0, bool)
+    if old_key.size:
+        delta[known] = previous.delta[pos[known]]
+        sgn[known] = previous.sgn[pos[known]]
+    return _ClosePairs(i=i, j=j, sgn=sgn, delta=np.clip(delta, 0.0, 1.0))
+
+
+def _gather_close(K, s, row_close, cap) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j), i > j, of the pairs with |rho_ij| > cap, sorted by i * n + j."""
+    rows = np.flatnonzero(row_close)
+    if rows.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    i, j = _close_in_rows(K, s, rows, row_close[rows], cap)
+    return i, j
+
+
+def _close_pair_update(K, N, act, m, s, close: _ClosePairs, ck_diag, ntk_before
+                       ) -> _ClosePairs:
+    """Overwrite the close pairs' entries by 2-D quadrature; their output delta for the next
+    layer. Pairs with the same (s_i, s_j, sgn, delta), such as duplicates, are computed once."""
+    with_ntk = ntk_before is not None
+    delta_next = np.empty(close.i.size)
+    sgn_next = np.empty(close.i.size)
+    done: dict[tuple[float, float, float, float], PairMoments] = {}
+    for k, (i, j) in enumerate(zip(close.i, close.j, strict=True)):
+        key = (s[i], s[j], close.sgn[k], close.delta[k])
+        if key not in done:
+            done[key] = pair_moments(act, m, s[i], s[j], close.sgn[k], close.delta[k],
+                                     grad=with_ntk, second_moments=(ck_diag[i], ck_diag[j]))
+        pm = done[key]
+        K[i, j] = K[j, i] = pm.ck
+        if with_ntk:
+            N[i, j] = N[j, i] = pm.ck + pm.sdot * ntk_before[k]
+        delta_next[k], sgn_next[k] = pm.delta, pm.sgn
+    return _ClosePairs(i=close.i, j=close.j, sgn=sgn_next, delta=delta_next)
+
+
+def _sample_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndarray, *,
+                    grad: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample quadrature: Hermite coefficients of sigma(s_i .) - m and the diagonal moments.
 
     Returns:
-        coef (n, T + 1) with c_k(i) of sigma(s_i xi) - m; ck_diag (n,) E[(sigma(s_i xi) - m)^2];
-        sdot_diag (n,) E[sigma'(s_i xi)^2] (zeros unless ``grad``).
+        coef (n, max T_i + 1) with c_k(i) of sigma(s_i xi) - m for k <= T_i (zeros beyond);
+        ck_diag (n,) E[(sigma(s_i xi) - m)^2]; sdot_diag (n,) E[sigma'(s_i xi)^2] (zeros
+        unless ``grad``).
     """
     n = s.shape[0]
     breaks = np.asarray(act.breakpoints, dtype=float)
     panel = _PANEL if act.pieces is not None else _PANEL / max(1.0, float(s.max()))
     n_nodes = (math.ceil(2 * _HALF_WIDTH / panel) + breaks.size) * _ORDER
     rows = max(1, _CHUNK_BYTES // (5 * 8 * n_nodes))
-    coef = np.empty((n, n_terms + 1))
+    coef = np.zeros((n, int(row_terms.max()) + 1))
     ck_diag = np.empty(n)
     sdot_diag = np.zeros(n)
     for start in range(0, n, rows):
@@ -206,7 +337,7 @@ def _sample_moments(act: Activation, s: np.ndarray, m: float, n_terms: int, *, g
         nodes, w = gaussian_rules(breaks[None, :] / scale, half_width=_HALF_WIDTH, panel=panel,
                                   order=_ORDER)
         f = act.fn(scale * nodes) - m
-        coef[chunk] = _hermite_project(nodes, w * f, n_terms)
+        _hermite_project(nodes, w * f, row_terms[chunk], coef[chunk])
         ck_diag[chunk] = np.einsum("ij,ij->i", w, f * f)
         if grad:
             g = act.grad(scale * nodes)
@@ -216,15 +347,15 @@ def _sample_moments(act: Activation, s: np.ndarray, m: float, n_terms: int, *, g
 
 # Reassociation lets LLVM vectorise the sums over nodes; their order does not matter here.
 @numba.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def _hermite_project(nodes, wf, n_terms):
-    """out[i, k] = sum_q wf[i, q] h_k(nodes[i, q]), k = 0..n_terms.
+def _hermite_project(nodes, wf, row_terms, out):
+    """out[i, k] = sum_q wf[i, q] h_k(nodes[i, q]), k = 0..row_terms[i] (the rest untouched).
 
     h_k = He_k / sqrt(k!) by the recurrence h_{k+1} = (x h_k - sqrt(k) h_{k-1}) / sqrt(k + 1),
     which stays O(exp(x^2 / 4)) where the explicit polynomials would overflow or cancel.
     """
     rows, n_nodes = nodes.shape
-    out = np.empty((rows, n_terms + 1))
     for i in numba.prange(rows):
+        n_terms = row_terms[i]
         h_prev = np.ones(n_nodes)
         h = nodes[i].copy()
         out[i, 0] = np.sum(wf[i])
@@ -240,53 +371,79 @@ def _hermite_project(nodes, wf, n_terms):
                 h[q] = h_next
                 acc += wf[i, q] * h_next
             out[i, k + 1] = acc
-    return out
 
 
 @numba.njit(parallel=True, cache=True)
-def _row_max_correlation(K, s):
-    """Per row i: max_{j < i} |K_ij| / (s_i s_j) and the j attaining it."""
+def _survey(K, s, cap):
+    """Per sample i: max |rho_ij| over j != i with |rho_ij| <= cap, and the number of j < i
+    with |rho_ij| > cap."""
     n = K.shape[0]
     best = np.zeros(n)
-    arg = np.zeros(n, dtype=np.int64)
+    n_close = np.zeros(n, dtype=np.int64)
     for i in numba.prange(n):
-        for j in range(i):
+        for j in range(n):
+            if j == i:
+                continue
             r = abs(K[i, j]) / (s[i] * s[j])
-            if r > best[i]:
+            if r > cap:
+                if j < i:
+                    n_close[i] += 1
+            elif r > best[i]:
                 best[i] = r
-                arg[i] = j
-    return best, arg
+    return best, n_close
+
+
+@numba.njit(cache=True)
+def _close_in_rows(K, s, rows, counts, cap):
+    """(i, j) of the pairs j < i with |rho_ij| > cap in the given rows, row by row."""
+    total = counts.sum()
+    out_i = np.empty(total, dtype=np.int64)
+    out_j = np.empty(total, dtype=np.int64)
+    k = 0
+    for i in rows:
+        for j in range(i):
+            if abs(K[i, j]) / (s[i] * s[j]) > cap:
+                out_i[k] = i
+                out_j[k] = j
+                k += 1
+    return out_i, out_j
 
 
 @numba.njit(parallel=True, cache=True)
-def _layer_update(K, N, s, coef_t, deriv_t, ck_diag, sdot_diag, with_ntk):
+def _layer_update(K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
+                  with_ntk, log_tol, cap):
     """One layer in place: K <- CK_l, and N <- NTK_l when ``with_ntk``.
 
-    coef_t (T + 1, n) and deriv_t (T, n) hold c_k(j) and d_k(j) with samples contiguous, so the
-    Horner steps run vectorised over j (deriv_t and N are not read unless ``with_ntk``).
+    coef_t (T_0 + 1, n) and deriv_t (T_0, n) hold the shared terms c_k(j), d_k(j) with samples
+    contiguous, so their Horner steps run vectorised over j; coef (n, T + 1) and deriv (n, T)
+    hold all terms per sample for the tails (deriv, deriv_t and N are not read unless
+    ``with_ntk``). Pairs with |rho| > cap get the bulk value only; the caller overwrites them.
     Row i reads only K[i, :i + 1] and N[i, :i + 1] and writes them and their mirrors
     K[:i, i], N[:i, i], which no other row reads: the in-place update is race-free.
     """
     n = K.shape[0]
     # Row i costs O(i): pairing row t with row n - 1 - t balances the threads.
     for t in numba.prange((n + 1) // 2):
-        _layer_row(t, K, N, s, coef_t, deriv_t, ck_diag, sdot_diag, with_ntk)
+        _layer_row(t, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
+                   with_ntk, log_tol, cap)
         if n - 1 - t != t:
-            _layer_row(n - 1 - t, K, N, s, coef_t, deriv_t, ck_diag, sdot_diag, with_ntk)
+            _layer_row(n - 1 - t, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
+                       sdot_diag, with_ntk, log_tol, cap)
 
 
 @numba.njit(cache=True)
-def _layer_row(i, K, N, s, coef_t, deriv_t, ck_diag, sdot_diag, with_ntk):
+def _layer_row(i, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
+               with_ntk, log_tol, cap):
     """Row i of :func:`_layer_update`: entries (i, j <= i) and their mirrors."""
-    n_terms = coef_t.shape[0] - 1
+    bulk = coef_t.shape[0] - 1
     rho = np.empty(i)
     for j in range(i):
         rho[j] = K[i, j] / (s[i] * s[j])
-    # Horner in rho for both series at once: after the k = T..1 steps acc_c holds
-    # sum_{k>=1} c_k(i) c_k(j) rho^(k-1) and acc_d holds Sdot_ij.
+    # Horner in rho for both series at once: after the k = T_0..1 steps acc_c holds
+    # sum_{k=1}^{T_0} c_k(i) c_k(j) rho^(k-1) and acc_d the same sum of d_k(i) d_k(j).
     acc_c = np.zeros(i)
     acc_d = np.zeros(i)
-    for k in range(n_terms, 0, -1):
+    for k in range(bulk, 0, -1):
         ci = coef_t[k, i]
         for j in range(i):
             acc_c[j] = acc_c[j] * rho[j] + ci * coef_t[k, j]
@@ -294,6 +451,23 @@ def _layer_row(i, K, N, s, coef_t, deriv_t, ck_diag, sdot_diag, with_ntk):
             di = deriv_t[k - 1, i]
             for j in range(i):
                 acc_d[j] = acc_d[j] * rho[j] + di * deriv_t[k - 1, j]
+    # Tails: the terms k = T_0 + 1..T_ij of the pairs that need them, rho^T_0 times
+    # sum_k c_k(i) c_k(j) rho^(k - 1 - T_0) by Horner.
+    reach = math.exp(log_tol / bulk)
+    for j in range(i):
+        r = abs(rho[j])
+        if r <= reach or r > cap:
+            continue
+        top = min(math.ceil(log_tol / math.log(r)), row_terms[i], row_terms[j])
+        tail_c = 0.0
+        tail_d = 0.0
+        for k in range(top, bulk, -1):
+            tail_c = tail_c * rho[j] + coef[i, k] * coef[j, k]
+            if with_ntk:
+                tail_d = tail_d * rho[j] + deriv[i, k - 1] * deriv[j, k - 1]
+        power = rho[j] ** bulk
+        acc_c[j] += tail_c * power
+        acc_d[j] += tail_d * power
     c0 = coef_t[0, i]
     for j in range(i):
         ck = acc_c[j] * rho[j] + c0 * coef_t[0, j]
