@@ -1,0 +1,340 @@
+"""Does the theory hold on real data? The equivalents on real images and on their Gaussian twins.
+
+The NTK-LC theorem (seed 000) is proved for Gaussian mixtures; its Open Question 1 asks how
+robust it is to data that are not. This experiment measures it. For a data set, a set of
+classes, an activation, a depth L and a sample size n, one task draws a class-balanced sample
+of n training images (``validation.datasource``: centred by the training mean, scaled to
+tau0 = 1, statistics t, T, psi estimated on the whole training set) and its matched GMM (same
+class means and covariances, same class counts), and on both compares the deterministic
+equivalents (CK and NTK, ``ntk.equivalents``) with the exact infinite-width kernels
+(``ntk.exact``):
+
+* ``err_<kernel>_<source>``: relative spectral error ||K_eq - K||_2 / ||K||_2;
+* ``align_<kernel>_<source>``: alignment of the top-k eigenspaces (k = number of classes),
+  ||U_eq^T U||_F^2 / k in [0, 1] (1: the same subspace; robust to the order of clustered
+  eigenvalues, unlike eigenvector-by-eigenvector cosines);
+* ``sep_<kernel>_<source>`` and ``sep_eq_<kernel>_<source>``: how separable the classes are in
+  the top-k eigenvectors of the exact kernel and of the equivalent: the accuracy of the nearest
+  class centroid in those coordinates (1: separable, 1/k: chance);
+
+with source ``real`` or ``gmm`` (the twin). Across n, the log-log slope of the error says
+whether it decays (the theorem predicts about n^-1/2 on a GMM) or stalls.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from ntk import ck_equivalent, exact_kernels, ntk_equivalent, parse_activations
+from rmt import rel_spectral_error, top_eigenpairs
+from validation.datasource import DataSource, TrainingSet, parse_classes
+from validation.report.style import PALETTE, color, log_axis, new_figure, paper_style, save_figure
+from validation.report.summary import SlopeFit, fit_loglog_slope, mean_and_se
+
+__all__ = ["ACTIVATIONS", "UniversalityResult", "centroid_accuracy", "error_figure",
+           "subspace_alignment", "training_set", "trend_summary", "universality_experiment",
+           "universality_figures", "universality_specs", "universality_table",
+           "universality_task"]
+
+#: Activations of the experiment (smooth and not, odd and not; all with an NTK).
+ACTIVATIONS = ("relu", "tanh", "erf", "gelu", "swish", "abs")
+KERNELS = ("ck", "ntk")
+SOURCES = ("real", "gmm")
+# A slope whose 95 % interval lies below this decays; otherwise the error stalls.
+_DECAY_SLOPE = -0.1
+
+
+def universality_specs(quick: bool, data=("mnist", "fashion-mnist"), classes: str = "all",
+                       data_dir: str = "") -> dict[str, dict]:
+    """The sweep specs (one per data set) of ``ntklc experiment universality``.
+
+    Full: activations ``ACTIVATIONS``, L = 1..3, n in {500, 1000, 2000, 4000}, 2 seeds.
+    Quick (a smoke test in seconds): MNIST classes 0 and 1, relu and tanh, L = 1, 2, n in
+    {200, 400}, one seed.
+    """
+    if quick:
+        data, classes = ("mnist",), "0,1"
+    return {f"universality-{name}": {
+        "experiment": "universality", "seeds": 1 if quick else 2,
+        "fixed": {"data": name, "classes": classes, "data_dir": data_dir},
+        "grid": {"act": ["relu", "tanh"] if quick else list(ACTIVATIONS),
+                 "layers": [1, 2] if quick else [1, 2, 3],
+                 "n": [200, 400] if quick else [500, 1000, 2000, 4000]}} for name in data}
+
+
+@dataclass(frozen=True)
+class UniversalityResult:
+    """The sweeps' rows (one per task) and where they were written."""
+
+    rows: tuple[dict, ...]
+    data: tuple[str, ...]
+    classes: str
+    summary: dict
+    seconds: float
+
+    def as_dict(self) -> dict:
+        header, table = universality_table(list(self.rows))
+        return {"data": list(self.data), "classes": self.classes, "summary": self.summary,
+                "trends": trend_summary(list(self.rows)),
+                "table": [dict(zip(header, row, strict=True)) for row in table],
+                "rows": list(self.rows), "seconds": self.seconds}
+
+
+def universality_experiment(data=("mnist", "fashion-mnist"), classes: str = "all", *,
+                            quick: bool = False, out=None, workers: int | None = None,
+                            data_dir: str | None = None, progress: bool = False
+                            ) -> UniversalityResult:
+    """Run the sweeps of :func:`universality_specs` (cached in ``out``, so a rerun resumes).
+
+    Raises:
+        ValueError: unknown data set or class; FileNotFoundError: data set missing;
+        RuntimeError: a task failed.
+    """
+    from validation.sweeps import parse_spec, run_sweep
+
+    start = time.perf_counter()
+    specs = universality_specs(quick, tuple(data), classes, data_dir or "")
+    for spec in specs.values():  # a missing data set or unknown class: one error, no workers
+        fixed = spec["fixed"]
+        training_set(fixed["data"], fixed["classes"], fixed["data_dir"]).check_size(
+            max(spec["grid"]["n"]))
+    rows, computed, cached = [], 0, 0
+    with tempfile.TemporaryDirectory(prefix="ntklc-universality-") as scratch:
+        for name, raw in specs.items():
+            folder = (Path(out) if out is not None else Path(scratch)) / name
+            run = run_sweep(parse_spec(raw, name=name), folder, workers=workers,
+                            progress=progress)
+            if run.failed:
+                label, error = run.failed[0]
+                raise RuntimeError(f"task {label} failed: {error}")
+            rows += run.rows
+            summary = run.summary()
+            computed += summary["computed"]
+            cached += summary["cached"]
+    first = next(iter(specs.values()))
+    return UniversalityResult(rows=tuple(rows),
+                              data=tuple(s["fixed"]["data"] for s in specs.values()),
+                              classes=first["fixed"]["classes"],
+                              summary={"tasks": len(rows), "computed": computed,
+                                       "cached": cached},
+                              seconds=time.perf_counter() - start)
+
+
+@functools.lru_cache(maxsize=2)
+def training_set(data: str, classes: str, data_dir: str = "") -> TrainingSet:
+    """The preprocessed training set and its estimates, once per process (a sweep worker runs
+    many tasks on the same data)."""
+    chosen = None if classes == "all" else parse_classes(classes)
+    return DataSource(data=data, classes=chosen, data_dir=data_dir or None).load()
+
+
+def universality_task(params: dict, seed: int) -> dict:
+    """One task: the metrics of the module docstring for (data, classes, act, layers, n, seed).
+
+    Args:
+        params: ``data``, ``classes`` (``"all"`` or a comma list), ``act``, ``layers``, ``n``,
+            ``data_dir`` (``""``: the default search).
+        seed: seeds the sample and its twin.
+    """
+    acts = parse_activations(params["act"]) * int(params["layers"])
+    train = training_set(params["data"], params["classes"], params.get("data_dir", ""))
+    sample = train.sample(int(params["n"]), seed)
+    k = len(train.classes)
+    metrics: dict[str, float | int] = {}
+    for source, X, stats, labels in (("real", sample.X, sample.stats, sample.labels),
+                                     ("gmm", sample.twin.X, sample.twin.stats,
+                                      sample.twin_labels)):
+        exact = exact_kernels(X, acts, stats.tau0)
+        metrics[f"close_pairs_{source}"] = int(sum(exact.close_pairs))
+        for kernel, equivalent, reference in (("ck", ck_equivalent, exact.ck),
+                                              ("ntk", ntk_equivalent, exact.ntk)):
+            K_eq = equivalent(X, stats, acts)
+            _, U_eq = top_eigenpairs(K_eq, k)
+            _, U = top_eigenpairs(reference, k)
+            metrics[f"err_{kernel}_{source}"] = rel_spectral_error(K_eq, reference)
+            metrics[f"align_{kernel}_{source}"] = subspace_alignment(U_eq, U)
+            metrics[f"sep_{kernel}_{source}"] = centroid_accuracy(U, labels)
+            metrics[f"sep_eq_{kernel}_{source}"] = centroid_accuracy(U_eq, labels)
+    return metrics
+
+
+def subspace_alignment(U: np.ndarray, V: np.ndarray) -> float:
+    """||U^T V||_F^2 / k for orthonormal (n, k) bases: the mean squared cosine of the principal
+    angles between the two subspaces, in [0, 1]."""
+    if U.shape != V.shape:
+        raise ValueError(f"bases must have the same shape, got {U.shape} and {V.shape}")
+    return float(np.sum((U.T @ V) ** 2) / U.shape[1])
+
+
+def centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of the nearest class centroid on (n, k) ``features`` (rows are samples)."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    centroids = np.stack([features[labels == c].mean(axis=0) for c in classes])
+    dist = np.sum((features[:, None, :] - centroids[None, :, :]) ** 2, axis=2)
+    return float(np.mean(classes[np.argmin(dist, axis=1)] == labels))
+
+
+def _groups(rows: list[dict]) -> dict[tuple, dict[int, list[dict]]]:
+    """OK rows by (data, act, layers), then by n."""
+    out: dict[tuple, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["status"] == "ok":
+            out[r["data"], r["act"], int(r["layers"])][int(r["n"])].append(r)
+    return out
+
+
+def _trend(by_n: dict[int, list[dict]], key: str) -> str:
+    """``decays n^slope`` when the 95 % interval of the log-log slope (fitted over every n and
+    seed) lies below -0.1, else ``stalls``; ``-`` with fewer than three sizes."""
+    if len(by_n) < 3:
+        return "-"
+    fit = _fit(by_n, key)
+    verdict = "decays" if fit.slope + fit.ci < _DECAY_SLOPE else "stalls"
+    return f"{verdict} n^{fit.slope:.2f}±{fit.ci:.2f}"
+
+
+def _fit(by_n: dict[int, list[dict]], key: str) -> SlopeFit:
+    ns = [n for n, group in by_n.items() for _ in group]
+    return fit_loglog_slope(ns, [r[key] for group in by_n.values() for r in group])
+
+
+def universality_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """One row per (data, act, L, kernel): errors over n for real data and twin (mean over
+    seeds), their trend, and alignment and separability at the largest n."""
+    header = ["data", "act", "L", "kernel", "n", "error real (%)", "error GMM twin (%)",
+              "trend real", "trend twin", "alignment real / twin", "separability exact real / "
+              "equivalent real / exact twin"]
+    out = []
+    for (data, act, layers), by_n in sorted(_groups(rows).items()):
+        ns = sorted(by_n)
+        last = by_n[ns[-1]]
+        for kernel in KERNELS:
+            err = {s: [mean_and_se([r[f"err_{kernel}_{s}"] for r in by_n[n]])[0] for n in ns]
+                   for s in SOURCES}
+
+            def mean(key, group=last):
+                return float(np.mean([r[key] for r in group]))
+
+            out.append([
+                data, act, str(layers), kernel.upper(), "/".join(map(str, ns)),
+                " / ".join(f"{100 * e:.1f}" for e in err["real"]),
+                " / ".join(f"{100 * e:.1f}" for e in err["gmm"]),
+                _trend(by_n, f"err_{kernel}_real"), _trend(by_n, f"err_{kernel}_gmm"),
+                f"{mean(f'align_{kernel}_real'):.3f} / {mean(f'align_{kernel}_gmm'):.3f}",
+                f"{mean(f'sep_{kernel}_real'):.3f} / {mean(f'sep_eq_{kernel}_real'):.3f} / "
+                f"{mean(f'sep_{kernel}_gmm'):.3f}"])
+    return header, out
+
+
+def error_figure(rows: list[dict], data: str, path, command: str | None = None):
+    """Relative spectral error vs n: rows L = 1..3, columns CK and NTK; one colour per
+    activation, solid for the real images, dashed for their GMM twin (mean ± s.e. over
+    seeds)."""
+    groups = {key: by_n for key, by_n in _groups(rows).items() if key[0] == data}
+    depths = sorted({key[2] for key in groups})
+    acts = list(dict.fromkeys(key[1] for key in groups))
+    with paper_style():
+        fig = new_figure(2, height=1.6 * len(depths) + 0.5)
+        axes = np.atleast_2d(fig.subplots(len(depths), 2, sharex=True, squeeze=False))
+        for i, layers in enumerate(depths):
+            for j, kernel in enumerate(KERNELS):
+                ax = axes[i, j]
+                for a, act in enumerate(acts):
+                    by_n = groups.get((data, act, layers))
+                    if not by_n:
+                        continue
+                    ns = sorted(by_n)
+                    for source, style in (("real", "-"), ("gmm", "--")):
+                        stats = [mean_and_se([r[f"err_{kernel}_{source}"] for r in by_n[n]])
+                                 for n in ns]
+                        m = np.array([s[0] for s in stats])
+                        se = np.array([s[1] for s in stats])
+                        ax.plot(ns, m, style, color=color(a), marker="o", ms=2.5)
+                        ax.fill_between(ns, m - se, m + se, color=color(a), alpha=0.15, lw=0)
+                ax.set_ylim(bottom=0)
+                log_axis(ax, "x", values=sorted({n for by_n in groups.values() for n in by_n}))
+                ax.set_title(f"{kernel.upper()}, L = {layers}")
+                if j == 0:
+                    ax.set_ylabel("rel. spectral error")
+                if i == len(depths) - 1:
+                    ax.set_xlabel("n")
+        handles = [Line2D([], [], color=color(a), marker="o", ms=2.5, label=act)
+                   for a, act in enumerate(acts)]
+        handles += [Line2D([], [], color="0.3", ls=ls, label=label)
+                    for ls, label in (("-", "real images"), ("--", "GMM twin"))]
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles))
+        fig.suptitle(f"{data}: equivalent vs exact kernel (mean ± s.e. over seeds)")
+        return save_figure(fig, path, command)
+
+
+def universality_figures(data: str, classes: str, out, *, act: str = "relu", layers: int = 2,
+                         n: int = 2000, seed: int = 0, data_dir: str = "",
+                         command: str | None = None) -> list:
+    """The paper-style figure of one configuration: eigenvalue histograms of the exact CK on
+    the real images, on their GMM twin and of the equivalent on the real images; and the real
+    images in the top two eigenvectors of the exact CK, by class.
+
+    Returns:
+        The paths written (PNG; a PDF is written beside each).
+    """
+    acts = parse_activations(act) * int(layers)
+    train = training_set(data, classes, data_dir)
+    sample = train.sample(n, seed)
+    real = exact_kernels(sample.X, acts, sample.stats.tau0, ntk=False).ck
+    twin = exact_kernels(sample.twin.X, acts, sample.twin.stats.tau0, ntk=False).ck
+    equivalent = ck_equivalent(sample.X, sample.stats, acts)
+    eigs = {name: np.linalg.eigvalsh(K) for name, K in
+            (("exact, real images", real), ("exact, GMM twin", twin),
+             ("equivalent, real images", equivalent))}
+    _, U = top_eigenpairs(real, 2)
+    with paper_style():
+        fig = new_figure(2, aspect=0.36)
+        ax_h, ax_s = fig.subplots(1, 2)
+        # The bulk sits near 0 and a few spikes far out: a log x axis shows both.
+        lo = max(min(e[e > 0].min() for e in eigs.values()), 1e-6)
+        hi = max(e.max() for e in eigs.values())
+        edges = np.geomspace(lo, hi * 1.05, 60)
+        for i, (name, e) in enumerate(eigs.items()):
+            ax_h.hist(e[e > 0], bins=edges, histtype="step", color=color(i), lw=1.1,
+                      label=name, density=False)
+        ax_h.set_xscale("log")
+        ax_h.set_yscale("log")
+        ax_h.set_xlabel("eigenvalue")
+        ax_h.set_ylabel("count")
+        ax_h.set_title(f"CK spectrum, {act} L = {layers}, n = {n}")
+        ax_h.legend(loc="upper right")
+        classes_present = np.unique(sample.labels)
+        colours = PALETTE if classes_present.size <= len(PALETTE) else [
+            f"C{i}" for i in range(classes_present.size)]
+        for i, c in enumerate(classes_present):
+            pick = sample.labels == c
+            ax_s.scatter(U[pick, 0], U[pick, 1], s=3, color=colours[i % len(colours)],
+                         label=str(c), alpha=0.7, lw=0)
+        ax_s.set_xlabel("eigenvector 1")
+        ax_s.set_ylabel("eigenvector 2")
+        ax_s.set_title(f"{data}: top eigenvectors of the exact CK")
+        ax_s.legend(title="class", ncols=2 if classes_present.size > 5 else 1, markerscale=2,
+                    loc="best")
+        path = save_figure(fig, out / f"universality_spectrum_{data}.png", command)
+    return [path]
+
+
+def trend_summary(rows: list[dict]) -> dict[str, int]:
+    """How many (data, act, L, kernel) groups decay and stall, on real data and on the twin."""
+    counts: dict[str, int] = defaultdict(int)
+    for by_n in _groups(rows).values():
+        if len(by_n) < 3:
+            continue
+        for kernel in KERNELS:
+            for source in SOURCES:
+                counts[f"{source} {_trend(by_n, f'err_{kernel}_{source}').split()[0]}"] += 1
+    return dict(counts)
