@@ -217,6 +217,9 @@ def test_close_pairs_match_the_mpmath_reference(name, case):
             np.testing.assert_allclose(got.ntk, ntk_ref, rtol=0,
                                        atol=TOL * np.abs(np.diag(ntk_ref)).max(),
                                        err_msg=f"NTK, L={layers}")
+        for K in (got.ck, got.ntk) if has_ntk else (got.ck,):
+            np.testing.assert_array_equal(K, K.T)
+            assert np.linalg.eigvalsh(K).min() >= -1e-13 * np.abs(np.diag(K)).max()
         # The pair sits above the series' reach unless rho = 0.9 at the first layer.
         assert got.close_pairs[0] == (case != "0.9")
 
