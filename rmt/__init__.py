@@ -1,5 +1,15 @@
-"""Data models and spectra: GMM sampler and its statistics, spectral comparison metrics."""
+"""Data models and spectra: GMM sampler and its statistics, the same statistics estimated from
+labelled data (and its matched-GMM twin), spectral comparison metrics."""
 
+from rmt.estimate import (
+    FittedMixture,
+    Preprocessing,
+    balanced_indices,
+    fit_mixture,
+    fit_preprocessing,
+    sample_matched_gmm,
+    sample_statistics,
+)
 from rmt.gmm import (
     GaussianMixture,
     GMMSample,
@@ -19,17 +29,24 @@ from rmt.spectral import (
 )
 
 __all__ = [
+    "FittedMixture",
     "GMMSample",
     "GMMStatistics",
     "GaussianMixture",
+    "Preprocessing",
     "SpectralComparison",
     "ar1_matrix",
+    "balanced_indices",
     "compare_spectra",
     "eigenvalue_histogram",
     "estimate_tau0",
+    "fit_mixture",
+    "fit_preprocessing",
     "gaussian_mixture",
     "operator_norm",
     "rel_spectral_error",
     "sample_gmm",
+    "sample_matched_gmm",
+    "sample_statistics",
     "top_eigenpairs",
 ]

@@ -44,6 +44,10 @@ class GaussianMixture:
         means = np.asarray(self.means, dtype=float)
         cov = np.asarray(self.covariances, dtype=float)
         c = np.asarray(self.proportions, dtype=float)
+        # Stored as arrays: sample_gmm and statistics() do array arithmetic on them.
+        object.__setattr__(self, "means", means)
+        object.__setattr__(self, "covariances", cov)
+        object.__setattr__(self, "proportions", c)
         if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
             raise ValueError(f"means must have shape (K, p) with K, p >= 1, got {means.shape}")
         k, p = means.shape
@@ -168,6 +172,9 @@ def sample_gmm(model: GaussianMixture, n: int, *, seed: int | np.random.Generato
                dtype=np.float64, sort: bool = True) -> GMMSample:
     """Draw n samples of ``model``; class sizes are round(n c_a) (the rest in the last class).
 
+    Covariances may be singular (positive semi-definite): w = F g with F F^T = C_a, F the
+    Cholesky factor when C_a is positive definite, else its symmetric square root.
+
     Args:
         model: the mixture.
         n: number of samples, >= 1.
@@ -194,8 +201,7 @@ def sample_gmm(model: GaussianMixture, n: int, *, seed: int | np.random.Generato
     W = np.empty((p, n))
     for a in range(k):
         idx = np.flatnonzero(labels == a)
-        chol = np.linalg.cholesky(model.covariances[a])
-        W[:, idx] = chol @ rng.standard_normal((p, idx.size))
+        W[:, idx] = _square_root(model.covariances[a]) @ rng.standard_normal((p, idx.size))
     X = (model.means[labels].T + W) / math.sqrt(p)
     tau0, t, T = model.statistics()
     traces = np.trace(model.covariances, axis1=1, axis2=2)
@@ -205,6 +211,18 @@ def sample_gmm(model: GaussianMixture, n: int, *, seed: int | np.random.Generato
     X = X.astype(dtype, copy=False)
     stats = GMMStatistics(tau0=estimate_tau0(X), tau0_model=tau0, t=t, T=T, J=J, psi=psi, V=V)
     return GMMSample(X=X, labels=labels, stats=stats, model=model)
+
+
+def _square_root(C: np.ndarray) -> np.ndarray:
+    """A factor F with F F^T = C: Cholesky, or for a covariance that is only positive
+    semi-definite (estimated from images with constant pixels) the symmetric square root
+    U diag(sqrt(max(w, 0))) of its eigendecomposition. Positive-definite models keep the
+    Cholesky factor, so their draws for a given seed do not change."""
+    try:
+        return np.linalg.cholesky(C)
+    except np.linalg.LinAlgError:
+        w, U = np.linalg.eigh(0.5 * (C + C.T))
+        return U * np.sqrt(np.clip(w, 0.0, None))
 
 
 def estimate_tau0(X: np.ndarray) -> float:

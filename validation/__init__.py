@@ -8,16 +8,29 @@ import os
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 
+from validation.activations import (
+    ActivationsResult,
+    activation_accuracy,
+    activations_experiment,
+)
 from validation.compression import (
     CompressionSpectra,
     compression_report,
     compression_spectra,
+)
+from validation.datasource import (
+    DataSample,
+    DataSource,
+    TrainingSet,
+    parse_classes,
+    read_npz,
 )
 from validation.experiments import (
     ConvergenceResult,
     KurtosisResult,
     SpectrumResult,
     convergence_experiment,
+    data_convergence_errors,
     kurtosis_experiment,
     network_activations,
     spectrum_experiment,
@@ -33,8 +46,11 @@ from validation.train import TrainResult, train_model
 
 __all__ = [
     "EXPERIMENTS",
+    "ActivationsResult",
     "CompressionSpectra",
     "ConvergenceResult",
+    "DataSample",
+    "DataSource",
     "Experiment",
     "KurtosisResult",
     "Param",
@@ -43,15 +59,21 @@ __all__ = [
     "SweepRun",
     "SweepSpec",
     "TrainResult",
+    "TrainingSet",
+    "activation_accuracy",
+    "activations_experiment",
     "cnn_features_experiment",
     "compression_report",
     "compression_spectra",
     "convergence_experiment",
+    "data_convergence_errors",
     "kurtosis_experiment",
     "load_spec",
     "network_activations",
     "ntklc_real_experiment",
+    "parse_classes",
     "parse_spec",
+    "read_npz",
     "run_sweep",
     "spectrum_experiment",
     "train_model",

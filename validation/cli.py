@@ -15,6 +15,7 @@ from pathlib import Path
 from ntk import METHODS, activation, activation_constants
 from solvers import FAMILIES
 from validation.compression import compression_report, compression_spectra
+from validation.datasource import DataSource, parse_classes
 from validation.experiments import (
     KERNELS,
     REFERENCES,
@@ -25,6 +26,7 @@ from validation.experiments import (
 )
 from validation.figures import (
     plot_accuracy_memory,
+    plot_activations,
     plot_compress_compare,
     plot_compression_spectra,
     plot_convergence,
@@ -115,33 +117,87 @@ def _spectrum_lines(r) -> list[str]:
     return lines
 
 
+def _data_source(args) -> DataSource | None:
+    """The --data/--features source, or ``None`` for the built-in GMM.
+
+    Raises:
+        ValueError: --classes or --data-dir without --data or --features.
+    """
+    if not args.data and not args.features:
+        for flag, value in (("--classes", args.classes), ("--data-dir", args.data_dir)):
+            if value is not None:
+                raise ValueError(f"{flag} needs --data or --features")
+        return None
+    return DataSource(data=args.data, classes=parse_classes(args.classes),
+                      features=args.features, data_dir=args.data_dir)
+
+
+def _source_line(source: dict) -> str:
+    seeds = (f"seed {source['seed']}" if "seed" in source
+             else f"seeds {','.join(map(str, source['seeds']))}")
+    line = (f"{source['data']}, classes {','.join(map(str, source['classes']))}: p={source['p']}"
+            f", {source['n_train']} training samples, class-balanced samples, {seeds}")
+    if "effective_dimension" in source:
+        line += ("\n  assumptions (theorem: t, T of order 1, effective dimensions of order p): "
+                 f"t = {_numbers(source['t'])}, diag T = "
+                 f"{_numbers([row[i] for i, row in enumerate(source['T'])])}, effective "
+                 f"dimensions tr(C)^2/tr(C^2) = {_numbers(source['effective_dimension'])}")
+    return line
+
+
+def _numbers(values) -> str:
+    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
+
+
 def _cmd_spectrum(args) -> None:
     acts = network_activations(args.act, args.layers)
     r = spectrum_experiment(acts, args.n, args.p, kernel=args.kernel, reference=args.reference,
                             weights=args.weights, width=args.width, draws=args.draws,
-                            seed=args.seed, progress=_show_progress(args))
+                            seed=args.seed, progress=_show_progress(args),
+                            data=_data_source(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
         _write_results(out, "spectrum", payload)
         plot_spectrum(r, out / "spectrum.png", command=_command_line())
-    _emit(payload, args.json, _spectrum_lines(r))
+        if r.twin is not None:
+            plot_spectrum(r.twin, out / "spectrum_gmm.png", command=_command_line())
+    lines = _spectrum_lines(r)
+    if r.twin is not None:
+        lines = [_source_line(r.source), "real data:", *lines,
+                 "matched GMM (estimated means and covariances, same class counts):",
+                 *_spectrum_lines(r.twin)]
+    _emit(payload, args.json, lines)
 
 
 def _cmd_convergence(args) -> None:
     acts = network_activations(args.act, args.layers)
     r = convergence_experiment(acts, args.ns, kernel=args.kernel, seeds=args.seeds,
-                               progress=_show_progress(args))
+                               progress=_show_progress(args), data=_data_source(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
         _write_results(out, "convergence", payload)
         plot_convergence([r], out / "convergence.png", command=_command_line())
-    lines = [f"{'/'.join(r.acts)} {r.kernel.upper()}: error vs n (p = n/2)"]
-    lines += [f"  n={n:6d}  {100 * e:.3f} %" for n, e in zip(r.ns, r.errors.mean(axis=1),
-                                                            strict=True)]
+        if r.twin is not None:
+            plot_convergence([r.twin], out / "convergence_gmm.png", command=_command_line())
+    if r.twin is None:
+        lines = [f"{'/'.join(r.acts)} {r.kernel.upper()}: error vs n (p = n/2)"]
+        lines += [f"  n={n:6d}  {100 * e:.3f} %" for n, e in zip(r.ns, r.errors.mean(axis=1),
+                                                                strict=True)]
+    else:
+        lines = [_source_line(r.source),
+                 f"{'/'.join(r.acts)} {r.kernel.upper()}: error vs n, real data / matched GMM"]
+        lines += [f"  n={n:6d}  {100 * e:.3f} %  {100 * g:.3f} %"
+                  for n, e, g in zip(r.ns, r.errors.mean(axis=1), r.twin.errors.mean(axis=1),
+                                     strict=True)]
+        lines.append(f"  matched GMM: fitted slope {r.twin.slope:.3f}")
     lines.append(f"  fitted slope {r.slope:.3f} (theory -0.5); {r.seconds:.1f} s")
     _emit(payload, args.json, lines)
+
+
+def _str_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _float_list(text: str) -> list[float]:
@@ -155,37 +211,60 @@ def _float_list(text: str) -> list[float]:
 def _cmd_compare(args) -> None:
     acts = network_activations(args.act, args.layers)
     r = compression_spectra(acts, n=args.n, eps_values=args.eps, width=args.width,
-                            draws=args.draws, seed=args.seed, progress=_show_progress(args))
+                            draws=args.draws, seed=args.seed, progress=_show_progress(args),
+                            data=_data_source(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
         _write_results(out, "compare", payload)
         plot_compression_spectra(r, out / "compression_spectra.png", command=_command_line())
+        if r.twin is not None:
+            plot_compression_spectra(r.twin, out / "compression_spectra_gmm.png",
+                                     command=_command_line())
     lines = [f"dense {'/'.join(r.dense)} (Gaussian weights) vs compressed (ternary weights), "
              f"centred CK, n={r.n}, width {r.width}, {r.draws} draws; the NTK is not compared: "
-             "step activations have no derivative (E[sigma'^2] = inf)",
-             "  eps   raw error  centred error  MC noise  top eig dense/compressed  alignment"]
+             "step activations have no derivative (E[sigma'^2] = inf)"]
+    if r.twin is None:
+        lines += _compare_rows(r)
+    else:
+        lines += [_source_line(r.source), "real data:", *_compare_rows(r),
+                  "matched GMM (estimated means and covariances, same class counts):",
+                  *_compare_rows(r.twin)]
+    lines.append(f"  {r.seconds:.1f} s")
+    _emit(payload, args.json, lines)
+
+
+def _compare_rows(r) -> list[str]:
+    lines = ["  eps   raw error  centred error  MC noise  top eig dense/compressed  alignment"]
     for row in r.rows:
         lines.append(f"  {row['eps']:<5g} {100 * row['raw_error']:8.2f} % "
                      f"{100 * row['centred_error']:10.2f} % "
                      f"{100 * row['noise']:8.2f} %  {row['top_eigs_dense'][0]:.4f}/"
                      f"{row['top_eigs_compressed'][0]:.4f}  {row['alignment'][0]:9.4f}")
-    lines.append(f"  {r.seconds:.1f} s")
-    _emit(payload, args.json, lines)
+    return lines
 
 
 def _cmd_kurtosis(args) -> None:
     r = kurtosis_experiment(args.weights, args.act, p=args.p, n=args.n, width=args.width,
-                            draws=args.draws, seed=args.seed, progress=_show_progress(args))
+                            draws=args.draws, seed=args.seed, progress=_show_progress(args),
+                            data=_data_source(args))
     lines = [
         f"{r.activation}, first layer, weights {r.weights} (excess kurtosis {r.excess_kurtosis:g}),"
         f" p={r.p}, n={r.n}, width {r.width} x {r.draws} draws",
-        f"  predicted term P: ||P|| / ||CK|| = {100 * r.predicted_rel_norm:.2f} %",
-        f"  measured / predicted = {r.ratio:.3f} +- {r.standard_error:.3f} (1 = prediction, "
-        "0 = no effect)",
+        *_kurtosis_lines(r),
         f"  {r.seconds:.1f} s",
     ]
+    if r.twin is not None:
+        lines[1:1] = [_source_line(r.source), "real data:"]
+        lines[-1:-1] = ["matched GMM (estimated means and covariances, same class counts):",
+                        *_kurtosis_lines(r.twin)]
     _emit(r.as_dict(), args.json, lines)
+
+
+def _kurtosis_lines(r) -> list[str]:
+    return [f"  predicted term P: ||P|| / ||CK|| = {100 * r.predicted_rel_norm:.2f} %",
+            f"  measured / predicted = {r.ratio:.3f} +- {r.standard_error:.3f} (1 = prediction, "
+            "0 = no effect)"]
 
 
 def _cmd_compress(args) -> None:
@@ -215,7 +294,7 @@ def _cmd_compress(args) -> None:
     _emit(payload, args.json, lines)
 
 
-EXPERIMENTS = ("ntklc-real", "compress-compare")
+EXPERIMENTS = ("ntklc-real", "compress-compare", "activations", "universality")
 
 
 def _cmd_experiment(args) -> None:
@@ -224,9 +303,16 @@ def _cmd_experiment(args) -> None:
     if args.name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {args.name!r}; available: "
                          f"{', '.join(EXPERIMENTS)}")
+    if args.name == "universality":
+        return _universality(args)
+    if args.classes is not None:
+        raise ValueError("--classes is an option of the universality experiment")
+    args.data = args.data or "mnist"
     if args.name == "compress-compare":
         _compress_compare(args)
         return
+    if args.name == "activations":
+        return _activations(args)
     r = run_ntklc_real(_DATA_NAMES[args.data], quick=args.quick, cnn_epochs=args.cnn_epochs,
                        data_dir=args.data_dir, seed=args.seed, progress=_show_progress(args))
     payload = r.as_dict()
@@ -245,6 +331,98 @@ def _cmd_experiment(args) -> None:
                      + "  ".join(f"{100 * row['accuracy'][t]:11.2f}%" for t in tasks))
     lines += [f"  memory rule: {r.rule}", f"  {r.seconds:.0f} s"]
     _emit(payload, args.json, lines)
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
+
+
+def _activations(args) -> int:
+    from validation.activations import activations_experiment
+
+    try:
+        r = activations_experiment(args.data, args.acts, args.eps or (0.0, 0.9, 0.99),
+                                   quick=args.quick, seed=args.seed, data_dir=args.data_dir,
+                                   out=Path(args.out) / "sweep" if args.out else None,
+                                   workers=args.workers, progress=_show_progress(args))
+    except KeyboardInterrupt:
+        if not args.out:
+            raise
+        return _interrupted(args.out)
+    lines = [f"NTK-LC per activation on {r.data}: random features "
+             f"{'-'.join(map(str, r.widths))}, {r.n_train} training / {r.n_test} test images, "
+             f"ridge readout on all classes, seed {args.seed}",
+             "  activation    eps    dense acc   NTK-LC acc   pruned acc   memory factor"]
+    notes = {}
+    for row in r.rows:
+        factor = "-" if row["memory_factor"] is None else f"{row['memory_factor']:.1f}x"
+        lines.append(f"  {row['act']:<12} {row['eps']:>5g} {_percent(row['dense_accuracy']):>12}"
+                     f" {_percent(row['ntklc_accuracy']):>12} "
+                     f"{_percent(row['pruned_accuracy']):>12} {factor:>15}")
+        if not row["feasible"]:
+            notes[row["act"]] = f"NTK-LC infeasible: {row['infeasible_reason']}"
+        elif abs(row["delta"]) > 1e-9:
+            notes[row["act"]] = (f"output layer matched up to delta = {row['delta']:.2g} "
+                                 f"(levels {'/'.join(map(str, row['levels']))})")
+    lines += [f"  {act}: {note}" for act, note in notes.items()]
+    lines += [f"  rule: {r.rule}",
+              f"  {r.seconds:.0f} s ({r.sweep['computed']} tasks computed, "
+              f"{r.sweep['cached']} cached)"]
+    payload = r.as_dict()
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "activations", payload)
+        plot_activations(r, out / "activations.png", command=_command_line())
+        (out / "table.txt").write_text("\n".join(lines) + "\n")
+    _emit(payload, args.json, lines)
+    return 0
+
+
+def _universality(args) -> int:
+    from validation.universality import (
+        error_figure,
+        universality_experiment,
+        universality_figures,
+        universality_table,
+    )
+
+    data = (args.data,) if args.data else ("mnist", "fashion-mnist")
+    classes = args.classes or "all"
+    try:
+        r = universality_experiment(data, classes, quick=args.quick,
+                                    out=Path(args.out) / "sweeps" if args.out else None,
+                                    workers=args.workers, data_dir=args.data_dir,
+                                    progress=_show_progress(args))
+    except KeyboardInterrupt:
+        if not args.out:
+            raise
+        return _interrupted(args.out)
+    header, table = universality_table(list(r.rows))
+    lines = [f"Equivalent vs exact kernel on real images and on their matched GMM "
+             f"(classes {r.classes}; errors = relative spectral error, mean over seeds; "
+             "alignment and separability at the largest n)"]
+    for name in r.data:
+        lines += ["", f"{name}:"]
+        rows = [row for row in table if row[0] == name]
+        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+        lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header[1:], widths[1:],
+                                                                   strict=True)))
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row[1:], widths[1:], strict=True))
+                  for row in rows]
+    lines.append(f"  {r.seconds:.0f} s ({r.summary['computed']} tasks computed, "
+                 f"{r.summary['cached']} cached)")
+    payload = r.as_dict()
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "universality", payload)
+        (out / "table.txt").write_text("\n".join(lines) + "\n")
+        for name in r.data:
+            error_figure(list(r.rows), name, out / f"universality_errors_{name}.png",
+                         command=_command_line())
+            universality_figures(name, r.classes, out, n=400 if args.quick else 2000,
+                                 data_dir=args.data_dir or "", command=_command_line())
+    _emit(payload, args.json, lines)
+    return 0
 
 
 _ROUND_TRIP = {True: "exact", False: "FAILED", None: "-"}
@@ -413,10 +591,23 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="one JSON object on stdout")
         p.add_argument("--out", help="folder for figures and results JSON")
 
+    def data_args(p):
+        p.add_argument("--data", default=None,
+                       help="real data instead of the built-in GMM: mnist, fashion-mnist, "
+                            "cifar10 or PATH.npz (X (N, p) or (N, H, W[, C]), integer y); "
+                            "the result also holds the same check on its matched GMM")
+        p.add_argument("--classes", default=None,
+                       help="comma list of classes of --data (default: all)")
+        p.add_argument("--features", default=None,
+                       help="PATH.npz of features (X, y) used instead of the inputs of --data")
+        p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
+
     p = sub.add_parser("spectrum", help="equivalent vs exact or Monte-Carlo kernel spectrum")
     network_args(p)
+    data_args(p)
     p.add_argument("--n", type=_positive_int, default=800, help="samples (default 800)")
-    p.add_argument("--p", type=_positive_int, default=None, help="dimension (default n/2)")
+    p.add_argument("--p", type=_positive_int, default=None,
+                   help="dimension (default n/2; the data's with --data)")
     p.add_argument("--reference", choices=REFERENCES, default="exact")
     p.add_argument("--weights", default="gaussian",
                    help="weight law of the mc reference: gaussian, rademacher, uniform, "
@@ -428,6 +619,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convergence", help="error of the equivalent vs n, with a fitted slope")
     network_args(p)
+    data_args(p)
     p.add_argument("--ns", type=_int_list, default=[200, 400, 800, 1600],
                    help="comma list of n (default 200,400,800,1600)")
     p.add_argument("--seeds", type=_positive_int, default=1, help="data draws per n")
@@ -451,7 +643,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="dense vs compressed CK spectra against the equivalent")
     p.add_argument("--act", default="relu", help="dense activation(s)")
     p.add_argument("--layers", type=int, default=None, help="depth L")
-    p.add_argument("--n", type=_positive_int, default=800, help="samples (p = n/2)")
+    data_args(p)
+    p.add_argument("--n", type=_positive_int, default=800,
+                   help="samples (p = n/2; the data's with --data)")
     p.add_argument("--eps", type=_float_list, default=[0.0, 0.5, 0.9, 0.99],
                    help="comma list of ternary sparsities")
     p.add_argument("--width", type=_positive_int, default=1000)
@@ -464,7 +658,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kurtosis", help="measure the weight-kurtosis term of the first-layer CK")
     p.add_argument("--weights", default="rademacher", help="non-Gaussian weight law")
     p.add_argument("--act", default="relu", help="activation (needs d2 != 0)")
-    p.add_argument("--p", type=_positive_int, default=200)
+    data_args(p)
+    p.add_argument("--p", type=_positive_int, default=None,
+                   help="dimension (default 200; the data's with --data)")
     p.add_argument("--n", type=_positive_int, default=800)
     p.add_argument("--width", type=_positive_int, default=2500)
     p.add_argument("--draws", type=_positive_int, default=30)
@@ -490,18 +686,31 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("experiment", help="run a paper experiment end to end "
-                       "(ntklc-real, compress-compare)")
-    p.add_argument("name", help="experiment name: ntklc-real or compress-compare")
-    p.add_argument("--data", choices=sorted(_DATA_NAMES), default="mnist")
+                       "(ntklc-real, compress-compare, activations, universality)")
+    p.add_argument("name", help="experiment name: ntklc-real, compress-compare, activations "
+                   "or universality")
+    p.add_argument("--data", choices=sorted(_DATA_NAMES), default=None,
+                   help="data set (default mnist; universality: mnist and fashion-mnist)")
+    p.add_argument("--classes", default=None,
+                   help="universality: comma list of classes (default all)")
     p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
     p.add_argument("--quick", action="store_true",
-                   help="widths 500-500-250, 10000 training images, 1 CNN epoch")
+                   help="widths 500-500-250, 10000 training images, 1 CNN epoch (activations: "
+                        "200-200-100, 2000 images, relu and tanh; universality: MNIST 0/1, "
+                        "relu and tanh, L = 1, 2, n = 200, 400)")
     p.add_argument("--cnn-epochs", type=_positive_int, default=10,
                    help="CIFAR-10: epochs of the CNN that provides the features")
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
                    help="compress-compare: the trained model to compress")
     p.add_argument("--model-path", default=None,
                    help="compress-compare: a model.npz from 'ntklc train --out' (else trained)")
+    p.add_argument("--acts", type=_str_list, default=None,
+                   help="activations: comma list (default relu,tanh,erf,gelu,swish,abs)")
+    p.add_argument("--eps", type=_float_list, default=None,
+                   help="activations: NTK-LC sparsities (default 0,0.9,0.99)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="activations, universality: local processes (activations: default 1 "
+                        "with --quick, else the cores up to 4; universality: the cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--out", help="folder for the figure and results JSON")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -26,6 +26,7 @@ from nets import CompressedNetwork, memory_report
 from ntk import ck_equivalent, empirical_kernels, parse_activations
 from rmt import compare_spectra, gaussian_mixture, rel_spectral_error, sample_gmm
 from solvers.ternarize import CompressionResult, compress_network
+from validation.datasource import DataSource
 
 __all__ = ["CompressionSpectra", "check_eps", "compression_report", "compression_spectra"]
 
@@ -79,6 +80,8 @@ class CompressionSpectra:
         dense_eigs: eigenvalues (n,) of the centred dense CK.
         compressed_eigs: eps -> eigenvalues (n,) of the centred compressed CK.
         equivalent_eigs: eigenvalues (n,) of the centred equivalent.
+        source: for real data: data set, classes, p, training counts and seed; else ``None``.
+        twin: for real data: the same comparison on the sample's matched-GMM twin.
     """
 
     dense: tuple[str, ...]
@@ -95,13 +98,20 @@ class CompressionSpectra:
     equivalent_eigs: np.ndarray
     delta: float
     seconds: float
+    source: dict | None = None
+    twin: CompressionSpectra | None = None
 
     def as_dict(self) -> dict:
-        return {"dense": list(self.dense), "compressed": list(self.compressed), "n": self.n,
-                "p": self.p, "width": self.width, "draws": self.draws,
-                "dense_noise": self.dense_noise,
-                "dense_vs_equivalent_centred": self.dense_vs_equivalent,
-                "delta": self.delta, "rows": list(self.rows), "seconds": self.seconds}
+        """The JSON of ``ntklc compare``; on real data the real sample's numbers stay at the
+        top level and also sit under ``real``, the twin's under ``gmm``."""
+        out = {"dense": list(self.dense), "compressed": list(self.compressed), "n": self.n,
+               "p": self.p, "width": self.width, "draws": self.draws,
+               "dense_noise": self.dense_noise,
+               "dense_vs_equivalent_centred": self.dense_vs_equivalent,
+               "delta": self.delta, "rows": list(self.rows), "seconds": self.seconds}
+        if self.twin is None:
+            return out
+        return {**out, **self.source, "real": dict(out), "gmm": self.twin.as_dict()}
 
 
 def _centre(K: np.ndarray) -> np.ndarray:
@@ -111,28 +121,48 @@ def _centre(K: np.ndarray) -> np.ndarray:
 
 def compression_spectra(acts, *, n: int = 800, eps_values=(0.0, 0.5, 0.9, 0.99),
                         width: int = 1000, draws: int = 20, seed: int = 0,
-                        result: CompressionResult | None = None, progress: bool = False
-                        ) -> CompressionSpectra:
+                        result: CompressionResult | None = None, progress: bool = False,
+                        data: DataSource | None = None) -> CompressionSpectra:
     """Compare dense (Gaussian weights) and compressed (ternary weights) averaged CKs.
 
-    Data: the 2-class GMM of spec section 6, p = n/2. For each eps the compressed network uses
-    the solved activations and ternary:eps weights.
+    Data: the 2-class GMM of spec section 6, p = n/2; or, with ``data``, a class-balanced
+    sample of n columns of a labelled data set and, in ``result.twin``, the same comparison on
+    its matched-GMM twin (same compressed activations, same network seeds). For each eps the
+    compressed network uses the solved activations and ternary:eps weights.
     """
     start = time.perf_counter()
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}")
     eps_values = [check_eps(e) for e in eps_values]
     dense = parse_activations(acts)
-    g = sample_gmm(gaussian_mixture(n // 2), n, seed=seed)
+    options = {"eps_values": eps_values, "width": width, "draws": draws, "seed": seed,
+               "progress": progress}
+    if data is None:
+        g = sample_gmm(gaussian_mixture(n // 2), n, seed=seed)
+        if result is None:
+            result = compress_network(dense, g.stats.tau0)
+        return _spectra(g.X, g.stats, dense, result, start=start, **options)
+    training = data.load()
+    sample = training.sample(n, seed)
     if result is None:
-        result = compress_network(dense, g.stats.tau0)
+        result = compress_network(dense, sample.stats.tau0)
+    twin = _spectra(sample.twin.X, sample.twin.stats, dense, result,
+                    start=time.perf_counter(), **options)
+    real = _spectra(sample.X, sample.stats, dense, result, start=start, **options)
+    return replace(real, source={**training.as_dict(), "seed": seed}, twin=twin)
+
+
+def _spectra(X, stats, dense, result, *, eps_values, width, draws, seed, progress, start
+             ) -> CompressionSpectra:
+    """The comparison of ``compression_spectra`` on X (p, n) with statistics ``stats``."""
+    p, n = X.shape
     compressed = result.activations
-    equivalent = _centre(ck_equivalent(g.X, g.stats, dense))
+    equivalent = _centre(ck_equivalent(X, stats, dense))
     jobs = [("gaussian", dense)] + [(f"ternary:{e}", compressed) for e in eps_values]
     kernels = {}
     for law, net_acts in tqdm(jobs, desc="networks", disable=not progress, leave=False):
-        kernels[law] = empirical_kernels(g.X, net_acts, width=width, draws=draws, weights=law,
-                                         seed=seed + 1 + len(kernels), tau0=g.stats.tau0,
+        kernels[law] = empirical_kernels(X, net_acts, width=width, draws=draws, weights=law,
+                                         seed=seed + 1 + len(kernels), tau0=stats.tau0,
                                          ntk=False, progress=False)
     ref = kernels["gaussian"]
     ref_c = _centre(ref.ck)
@@ -158,7 +188,7 @@ def compression_spectra(acts, *, n: int = 800, eps_values=(0.0, 0.5, 0.9, 0.99),
         })
     return CompressionSpectra(
         dense=tuple(a.name for a in dense), compressed=tuple(a.name for a in compressed), n=n,
-        p=n // 2, width=width, draws=draws, rows=tuple(rows), dense_noise=ref.ck_noise,
+        p=p, width=width, draws=draws, rows=tuple(rows), dense_noise=ref.ck_noise,
         dense_vs_equivalent=rel_spectral_error(equivalent, ref_c),
         dense_eigs=np.linalg.eigvalsh(ref_c), compressed_eigs=comp_eigs,
         equivalent_eigs=np.linalg.eigvalsh(equivalent), delta=result.delta,

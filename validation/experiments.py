@@ -7,7 +7,7 @@ result by ``validation.figures``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,13 +18,16 @@ from ntk.equivalents import ck_coefficients, ck_equivalent, ntk_coefficients, nt
 from ntk.exact import exact_kernels
 from rmt import compare_spectra, gaussian_mixture, rel_spectral_error, sample_gmm
 from rmt.spectral import SpectralComparison
+from validation.datasource import DataSource, TrainingSet
 
 __all__ = [
     "ConvergenceResult",
     "KurtosisResult",
     "SpectrumResult",
+    "assumption_diagnostics",
     "convergence_error",
     "convergence_experiment",
+    "data_convergence_errors",
     "kurtosis_experiment",
     "network_activations",
     "spectrum_experiment",
@@ -75,6 +78,9 @@ class SpectrumResult:
         vectors_reference: (n, 2) top eigenvectors of the reference kernel.
         labels: (n,) classes.
         noise: relative Monte-Carlo noise of the reference (``None`` for exact kernels).
+        source: for real data (``data=`` given): the data set, classes, p, training counts
+            and seed; ``None`` on the built-in GMM.
+        twin: for real data: the same comparison on the sample's matched-GMM twin.
     """
 
     acts: tuple[str, ...]
@@ -92,59 +98,111 @@ class SpectrumResult:
     noise: float | None
     weights: str
     seconds: float
+    source: dict | None = None
+    twin: SpectrumResult | None = None
 
     def as_dict(self) -> dict:
-        return {
+        """The JSON of ``ntklc spectrum``; on real data the real sample's numbers stay at the
+        top level and also sit under ``real``, the twin's under ``gmm``."""
+        out = {
             "activations": list(self.acts), "kernel": self.kernel,
             "reference": self.reference, "weights": self.weights, "n": self.n, "p": self.p,
             **self.comparison.as_dict(), "tau0": self.tau0,
             "coefficients": self.coefficients, "mc_noise": self.noise,
             "seconds": self.seconds,
         }
+        return out if self.twin is None else _with_twin(out, self.source, self.twin.as_dict())
+
+
+def _with_twin(real: dict, source: dict, twin: dict) -> dict:
+    """Real-data payload: the real numbers at the top level and under ``real``, the twin's
+    under ``gmm``, the data description (data, classes, seed, ...) at the top level."""
+    return {**real, **source, "real": dict(real), "gmm": twin}
+
+
+def _check_p(p, data) -> None:
+    if data is not None and p is not None:
+        raise ValueError("p is fixed by the data; do not give p with data")
 
 
 def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str = "ck",
                         reference: str = "exact", weights: str = "gaussian",
                         width: int = 1000, draws: int = 10, seed: int = 0, k: int = 5,
-                        progress: bool = False) -> SpectrumResult:
+                        progress: bool = False, data: DataSource | None = None
+                        ) -> SpectrumResult:
     """Compare the equivalent of ``acts`` with the exact or a Monte-Carlo kernel.
 
     Data: the 2-class GMM of spec section 6 (||mu_1 - mu_2|| = 3, t = (-2, 2), identity
-    covariance structure, equal proportions), ``p = n // 2`` by default.
+    covariance structure, equal proportions), ``p = n // 2`` by default; or, with ``data``, a
+    class-balanced sample of n columns of a labelled data set (statistics estimated on its
+    training set, ``validation.datasource``), and the same comparison on its matched-GMM twin
+    in ``result.twin``.
 
     Args:
         acts: per-layer activations.
-        n, p: sample size and dimension.
+        n, p: sample size and dimension (p is the data's with ``data``).
         kernel: ``ck`` or ``ntk``.
         reference: ``exact`` (infinite width, no Monte Carlo) or ``mc`` (finite networks).
         weights, width, draws: weight law, hidden width and draws of the ``mc`` reference.
         seed: seeds the data and the networks.
         k: number of top eigenpairs compared.
+        data: a labelled data set instead of the built-in GMM.
     """
     start = time.perf_counter()
-    p = n // 2 if p is None else p
-    _check_size(n, p)
+    _check_p(p, data)
+    if data is None:
+        p = n // 2 if p is None else p
+        _check_size(n, p)
+    elif n <= 0:
+        raise ValueError(f"n must be positive, got n={n}")
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
     acts = parse_activations(acts)
-    coefficients = _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
-    g = sample_gmm(gaussian_mixture(p), n, seed=seed)
-    coefficients = _coefficients(kernel, acts, g.stats.tau0)
+    _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
+    options = {"kernel": kernel, "reference": reference, "weights": weights, "width": width,
+               "draws": draws, "seed": seed, "k": k, "progress": progress}
+    if data is None:
+        g = sample_gmm(gaussian_mixture(p), n, seed=seed)
+        return _spectrum(g.X, g.stats, g.labels, acts, start=start, **options)
+    training = data.load()
+    sample = training.sample(n, seed)
+    twin = _spectrum(sample.twin.X, sample.twin.stats, sample.twin_labels, acts,
+                     start=time.perf_counter(), **options)
+    real = _spectrum(sample.X, sample.stats, sample.labels, acts, start=start, **options)
+    return replace(real, source={**training.as_dict(), "seed": seed,
+                                 **assumption_diagnostics(training, sample)}, twin=twin)
+
+
+def assumption_diagnostics(training, sample) -> dict:
+    """How far the data sit from the theorem's assumptions (spec section 1): t and T should
+    be O(1) and ||C_a|| bounded, i.e. each class's effective dimension
+    d_a = tr(C_a)^2 / tr(C_a^2) = p (tr C_a / p)^2 / T_aa comparable with p."""
+    fitted = training.fitted
+    d_eff = training.dim * fitted.traces**2 / np.diag(fitted.T)
+    return {"t": sample.stats.t.tolist(), "T": sample.stats.T.tolist(),
+            "effective_dimension": d_eff.tolist()}
+
+
+def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draws, seed, k,
+              progress, start) -> SpectrumResult:
+    """The comparison of ``spectrum_experiment`` on one data matrix X (p, n)."""
+    p, n = X.shape
+    coefficients = _coefficients(kernel, acts, stats.tau0)
     # Stages: equivalent, reference, spectra (the Monte-Carlo reference has its own bar).
     steps = tqdm(total=3, desc="spectrum", disable=not progress or reference != "exact",
                  leave=False)
-    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(g.X, g.stats, acts)
+    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(X, stats, acts)
     steps.update()
     noise = None
     if reference == "exact":
-        ex = exact_kernels(g.X, acts, g.stats.tau0, ntk=kernel == "ntk")
+        ex = exact_kernels(X, acts, stats.tau0, ntk=kernel == "ntk")
         ref = ex.ck if kernel == "ck" else ex.ntk
         steps.update()
     else:
-        emp = empirical_kernels(g.X, acts, width=width, draws=draws, weights=weights,
-                                seed=seed + 1, tau0=g.stats.tau0, ntk=kernel == "ntk",
+        emp = empirical_kernels(X, acts, width=width, draws=draws, weights=weights,
+                                seed=seed + 1, tau0=stats.tau0, ntk=kernel == "ntk",
                                 progress=progress)
         ref, noise = (emp.ck, emp.ck_noise) if kernel == "ck" else (emp.ntk, emp.ntk_noise)
     comparison = compare_spectra(equivalent, ref, k=k)
@@ -154,9 +212,9 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
     steps.close()
     return SpectrumResult(
         acts=tuple(a.name for a in acts), kernel=kernel, reference=reference, n=n, p=p,
-        tau0=g.stats.tau0, coefficients=coefficients, comparison=comparison,
+        tau0=stats.tau0, coefficients=coefficients, comparison=comparison,
         eigs_theory=eigs_theory, eigs_reference=eigs_ref,
-        vectors_reference=vecs_ref[:, ::-1][:, :2], labels=g.labels, noise=noise,
+        vectors_reference=vecs_ref[:, ::-1][:, :2], labels=labels, noise=noise,
         weights=weights if reference == "mc" else "gaussian",
         seconds=time.perf_counter() - start)
 
@@ -166,9 +224,11 @@ class ConvergenceResult:
     """Relative spectral error of the equivalent vs the exact kernel over n.
 
     Attributes:
-        ns: sample sizes (p = n // 2).
+        ns: sample sizes (p = n // 2 on the built-in GMM; the data's p on real data).
         errors: (len(ns), seeds) errors, one column per data seed.
         slope, intercept: least-squares fit of log(mean error) = intercept + slope log(n).
+        source: for real data: data set, classes, p, training counts; else ``None``.
+        twin: for real data: the same on the matched-GMM twins of the samples.
     """
 
     acts: tuple[str, ...]
@@ -178,37 +238,67 @@ class ConvergenceResult:
     slope: float
     intercept: float
     seconds: float
+    source: dict | None = None
+    twin: ConvergenceResult | None = None
 
     def as_dict(self) -> dict:
-        return {"activations": list(self.acts), "kernel": self.kernel, "ns": list(self.ns),
-                "errors": self.errors.mean(axis=1).tolist(),
-                "errors_per_seed": self.errors.tolist(), "slope": self.slope,
-                "intercept": self.intercept, "seconds": self.seconds}
+        out = {"activations": list(self.acts), "kernel": self.kernel, "ns": list(self.ns),
+               "errors": self.errors.mean(axis=1).tolist(),
+               "errors_per_seed": self.errors.tolist(), "slope": self.slope,
+               "intercept": self.intercept, "seconds": self.seconds}
+        return out if self.twin is None else _with_twin(out, self.source, self.twin.as_dict())
+
+
+def _check_kernel(kernel: str) -> None:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+
+
+def _equivalent_error(X: np.ndarray, stats, acts, kernel: str) -> float:
+    """||K_eq - K||_2 / ||K||_2 against the exact kernel of X (p, n)."""
+    ex = exact_kernels(X, acts, stats.tau0, ntk=kernel == "ntk")
+    if kernel == "ck":
+        return rel_spectral_error(ck_equivalent(X, stats, acts), ex.ck)
+    return rel_spectral_error(ntk_equivalent(X, stats, acts), ex.ntk)
 
 
 def convergence_error(acts, n: int, *, kernel: str = "ck", seed: int = 0) -> float:
     """Relative spectral error ||K_eq - K||_2 / ||K||_2 of the equivalent against the exact
     kernel on one GMM draw (spec section 6 mixture, p = n // 2, data seed ``seed``)."""
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    _check_kernel(kernel)
     _check_size(n, n // 2)
     acts = parse_activations(acts)
     g = sample_gmm(gaussian_mixture(n // 2), n, seed=seed)
-    ex = exact_kernels(g.X, acts, g.stats.tau0, ntk=kernel == "ntk")
-    if kernel == "ck":
-        return rel_spectral_error(ck_equivalent(g.X, g.stats, acts), ex.ck)
-    return rel_spectral_error(ntk_equivalent(g.X, g.stats, acts), ex.ntk)
+    return _equivalent_error(g.X, g.stats, acts, kernel)
+
+
+def data_convergence_errors(acts, n: int, training: TrainingSet, *, kernel: str = "ck",
+                            seed: int = 0) -> tuple[float, float]:
+    """``(real, gmm)``: the error of :func:`convergence_error` on a class-balanced sample of n
+    columns of ``training`` (seed ``seed``) and on its matched-GMM twin."""
+    _check_kernel(kernel)
+    acts = parse_activations(acts)
+    sample = training.sample(n, seed)
+    return (_equivalent_error(sample.X, sample.stats, acts, kernel),
+            _equivalent_error(sample.twin.X, sample.twin.stats, acts, kernel))
+
+
+def _fit_slope(ns, errors) -> tuple[float, float]:
+    slope, intercept = np.polyfit(np.log(ns), np.log(errors.mean(axis=1)), 1)
+    return float(slope), float(intercept)
 
 
 def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck",
-                           seeds: int = 1, progress: bool = False) -> ConvergenceResult:
+                           seeds: int = 1, progress: bool = False,
+                           data: DataSource | None = None) -> ConvergenceResult:
     """Error of the equivalent against the exact kernel for each n, with a log-log fit.
 
-    Expect a slope near -1/2 (spec section 6).
+    Expect a slope near -1/2 (spec section 6). With ``data``: class-balanced samples of a
+    labelled data set (seed s for the s-th column of errors) and, in ``result.twin``, their
+    matched-GMM twins; the training set is loaded once.
     """
     start = time.perf_counter()
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    _check_kernel(kernel)
     ns = tuple(int(n) for n in ns)
     if len(ns) < 2:
         raise ValueError("a convergence sweep needs at least two sample sizes")
@@ -218,15 +308,32 @@ def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck"
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)
+    training = None
+    if data is not None:
+        training = data.load()
+        training.check_size(max(ns))
     errors = np.empty((len(ns), seeds))
+    errors_gmm = np.empty((len(ns), seeds))
     jobs = [(i, n, s) for i, n in enumerate(ns) for s in range(seeds)]
     for i, n, s in tqdm(jobs, desc="convergence", disable=not progress, leave=False):
-        errors[i, s] = convergence_error(acts, n, kernel=kernel, seed=s)
-    slope, intercept = np.polyfit(np.log(ns), np.log(errors.mean(axis=1)), 1)
-    return ConvergenceResult(acts=tuple(a.name for a in acts), kernel=kernel, ns=ns,
-                             errors=errors, slope=float(slope), intercept=float(intercept),
-                             seconds=time.perf_counter() - start)
-
+        if training is None:
+            errors[i, s] = convergence_error(acts, n, kernel=kernel, seed=s)
+        else:
+            errors[i, s], errors_gmm[i, s] = data_convergence_errors(acts, n, training,
+                                                                     kernel=kernel, seed=s)
+    names = tuple(a.name for a in acts)
+    twin = None
+    source = None if training is None else {**training.as_dict(), "seeds": list(range(seeds))}
+    if training is not None:
+        slope, intercept = _fit_slope(ns, errors_gmm)
+        twin = ConvergenceResult(acts=names, kernel=kernel, ns=ns, errors=errors_gmm,
+                                 slope=slope, intercept=intercept,
+                                 seconds=time.perf_counter() - start,
+                                 source={**source, "twin": True})
+    slope, intercept = _fit_slope(ns, errors)
+    return ConvergenceResult(acts=names, kernel=kernel, ns=ns, errors=errors, slope=slope,
+                             intercept=intercept, seconds=time.perf_counter() - start,
+                             source=source, twin=twin)
 
 
 @dataclass(frozen=True)
@@ -236,6 +343,8 @@ class KurtosisResult:
     With P = (k4/4) d2^2 offdiag[(X o X)^T (X o X)] and Delta_r = CK_r - CK_exact of draw r,
     ``ratio`` is the mean over draws of <Delta_r, P>_F / <P, P>_F (1 when the prediction holds,
     0 when the effect is absent) and ``standard_error`` its standard error over draws.
+    On real data, ``source`` describes the data and ``twin`` is the same measurement on the
+    sample's matched-GMM twin.
     """
 
     weights: str
@@ -249,32 +358,57 @@ class KurtosisResult:
     standard_error: float
     predicted_rel_norm: float
     seconds: float
+    source: dict | None = None
+    twin: KurtosisResult | None = None
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k not in ("source", "twin")}
+        return out if self.twin is None else _with_twin(out, self.source, self.twin.as_dict())
 
 
-def kurtosis_experiment(weights: str = "rademacher", act: str = "relu", *, p: int = 200,
-                        n: int = 800, width: int = 2500, draws: int = 30, seed: int = 0,
-                        progress: bool = False) -> KurtosisResult:
+def kurtosis_experiment(weights: str = "rademacher", act: str = "relu", *,
+                        p: int | None = None, n: int = 800, width: int = 2500, draws: int = 30,
+                        seed: int = 0, progress: bool = False,
+                        data: DataSource | None = None) -> KurtosisResult:
     """Measure the excess-kurtosis term of the first-layer CK under a non-Gaussian weight law.
 
-    Data: X with i.i.d. N(0, 1/p) entries (p, n). The exact kernel is the Gaussian-weight
+    Data: X with i.i.d. N(0, 1/p) entries (p, n), p = 200 by default; or, with ``data``, a
+    class-balanced sample of n columns of a labelled data set (p is the data's) and, in
+    ``result.twin``, its matched-GMM twin. The exact kernel is the Gaussian-weight
     infinite-width CK (``exact_kernels``); the per-draw projections on P give the ratio and its
     standard error. ``predicted_rel_norm`` = ||P||_2 / ||CK_exact||_2 says how large the effect
     is compared with the kernel.
     """
-    from ntk import activation_constants, network_kernels, parse_weight_law
-    from rmt import operator_norm
+    from ntk import parse_weight_law
 
     start = time.perf_counter()
-    _check_size(n, p)
+    _check_p(p, data)
+    p = 200 if p is None and data is None else p
+    _check_size(n, 1 if data is not None else p)
     if width < 1 or draws < 2:
         raise ValueError(f"need width >= 1 and draws >= 2, got {width}, {draws}")
     law = parse_weight_law(weights)
     act = parse_activations(act)[0]
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((p, n)) / np.sqrt(p)
+    options = {"law": law, "act": act, "width": width, "draws": draws, "progress": progress}
+    if data is None:
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((p, n)) / np.sqrt(p)
+        return _kurtosis(X, rng=rng, start=start, **options)
+    training = data.load()
+    sample = training.sample(n, seed)
+    # The same network draws for the sample and its twin: a paired comparison.
+    twin = _kurtosis(sample.twin.X, rng=np.random.default_rng([seed, 1]),
+                     start=time.perf_counter(), **options)
+    real = _kurtosis(sample.X, rng=np.random.default_rng([seed, 1]), start=start, **options)
+    return replace(real, source={**training.as_dict(), "seed": seed}, twin=twin)
+
+
+def _kurtosis(X, *, law, act, width, draws, rng, progress, start) -> KurtosisResult:
+    """The measurement of ``kurtosis_experiment`` on X (p, n), networks drawn from ``rng``."""
+    from ntk import activation_constants, network_kernels
+    from rmt import operator_norm
+
+    p, n = X.shape
     exact = exact_kernels(X, [act], ntk=False)
     d2 = activation_constants(act, exact.tau0).d2
     X2 = X * X

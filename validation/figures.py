@@ -29,8 +29,9 @@ from validation.report.style import (
 )
 from validation.report.summary import fit_loglog_slope, mean_and_se
 
-__all__ = ["plot_accuracy_memory", "plot_compress_compare", "plot_compression_spectra",
-           "plot_convergence", "plot_neighbourhood", "plot_spectrum"]
+__all__ = ["plot_accuracy_memory", "plot_activations", "plot_compress_compare",
+           "plot_compression_spectra", "plot_convergence", "plot_neighbourhood",
+           "plot_spectrum"]
 
 #: Grey of reference data drawn underneath the compared series (dense kernels, guides).
 _REFERENCE_GREY = "0.75"
@@ -180,7 +181,9 @@ def _draw_convergence(results) -> Figure:
             label=r"$n^{-1/2}$ guide")
     log_axis(ax, "x", values=ns)
     log_axis(ax, "y")
-    ax.set_xlabel("sample size $n$ ($p = n/2$)")
+    # On the built-in GMM p grows with n; on real data (and its twin) p is the data's.
+    on_gmm = all(r.source is None for r in results)
+    ax.set_xlabel("sample size $n$ ($p = n/2$)" if on_gmm else "sample size $n$")
     ax.set_ylabel(r"$\|K - \tilde K\|_2 \,/\, \|K\|_2$")
     seeds = {np.asarray(r.errors).reshape(len(r.ns), -1).shape[1] for r in results}
     band = " ± 1 s.e." if max(seeds) > 1 else ""
@@ -317,6 +320,83 @@ def plot_accuracy_memory(result, path: str | Path, command: str | None = None) -
         The PNG path.
     """
     return _save_drawn(_draw_accuracy_memory, result, path, command)
+
+
+# --- accuracy per activation (Open Question 3) ---------------------------------------------
+
+
+def _draw_activations(result) -> Figure:
+    """The activations figure (see ``plot_activations``); call inside ``paper_style()``."""
+    acts = list(result.acts)
+    eps_values = list(result.eps_values)
+    ncols = min(3, len(acts))
+    nrows = math.ceil(len(acts) / ncols)
+    # One column (a single activation): the title and the legend take a line per item.
+    narrow = ncols == 1
+    fig = new_figure(columns=1 if narrow else 2, height=1.9 * nrows + (1.2 if narrow else 0.5))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
+    # Sparsities are not evenly spaced (0, 0.9, 0.99): equal steps keep them apart.
+    x = np.arange(len(eps_values))
+    for ax, act in zip(axes, acts, strict=False):
+        rows = {r["eps"]: r for r in result.rows if r["act"] == act}
+        ordered = [rows[e] for e in eps_values]
+        dense = 100 * np.mean([r["dense_accuracy"] for r in ordered])
+        marker, c = _REALDATA_STYLE["dense"]
+        ax.axhline(dense, color=c, ls="--", lw=0.9, label="dense (float32)")
+        if all(r["feasible"] for r in ordered):
+            for method, key, label in (("ntk-lc", "ntklc_accuracy", "NTK-LC"),
+                                       ("pruning", "pruned_accuracy",
+                                        "pruned to NTK-LC's memory")):
+                marker, c = _REALDATA_STYLE[method]
+                ax.plot(x, [100 * r[key] for r in ordered], marker + "-", color=c,
+                        label=label)
+            # The memory factor is set by eps (the activation's levels add a few bytes): it
+            # goes under each sparsity, where a reader looks for the cost of that point.
+            ticks = [f"{e:g}\n{r['memory_factor']:.0f}\N{MULTIPLICATION SIGN}"
+                     for e, r in zip(eps_values, ordered, strict=True)]
+        else:
+            ticks = [f"{e:g}" for e in eps_values]
+            ax.text(0.5, 0.35, f"NTK-LC infeasible\nat L = {len(result.widths)}",
+                    transform=ax.transAxes, ha="center", va="center", color="0.3")
+        ax.set_xticks(x, ticks)
+        ax.set_xlim(-0.4, len(x) - 0.6)
+        ax.set_title(act)
+    for ax in axes[len(acts):]:
+        ax.set_visible(False)
+    for ax in axes[::ncols]:
+        ax.set_ylabel("test accuracy (%)")
+    for ax in axes[len(acts) - ncols:len(acts)]:
+        ax.set_xlabel(r"sparsity $\varepsilon$ / memory factor")
+    sep = "\n" if narrow else ", "
+    fig.suptitle(f"{result.data}: random features {'-'.join(map(str, result.widths))}{sep}"
+                 f"{result.n_train} training images, all classes", fontsize="medium")
+    # One legend for every panel, below them: the panels' corners are where the curves are.
+    handles = {}
+    for ax in axes[:len(acts)]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+               ncol=1 if narrow else len(handles))
+    return fig
+
+
+def plot_activations(result, path: str | Path, command: str | None = None) -> Path:
+    """Test accuracy against the NTK-LC sparsity, one panel per activation.
+
+    Each panel: the dense network (dashed), its NTK-LC compression and the dense network
+    pruned to the same memory, at each eps (the memory factor under each tick). A panel whose
+    activation NTK-LC cannot match shows the dense accuracy and says so. Panels share the
+    accuracy axis; three per row, two columns wide.
+
+    Args:
+        result: a ``validation.activations.ActivationsResult``.
+        path: target; written as ``.png`` and ``.pdf``.
+        command: the command that regenerates the figure (stored in the files' metadata).
+
+    Returns:
+        The PNG path.
+    """
+    return _save_drawn(_draw_activations, result, path, command)
 
 
 # --- compress-compare ----------------------------------------------------------------------

@@ -64,45 +64,92 @@ def _acts(params: dict):
     return network_activations(params["act"], params["layers"])
 
 
+def _source(params: dict):
+    """The labelled data of ``data``/``classes``, or ``None`` for ``data = "gmm"`` (the
+    built-in GMM, whose p is set by the parameters)."""
+    from validation.datasource import DataSource, parse_classes
+
+    classes = None if params["classes"] == "all" else parse_classes(params["classes"])
+    if params["data"] == "gmm":
+        if classes is not None:
+            raise ValueError("classes needs data other than gmm")
+        return None
+    return DataSource(data=params["data"], classes=classes)
+
+
+def _with_gmm(metrics: dict, twin_metrics: dict | None) -> dict:
+    """On real data: the twin's metrics too, prefixed ``gmm_``."""
+    if twin_metrics is None:
+        return metrics
+    return {**metrics, **{f"gmm_{k}": v for k, v in twin_metrics.items()}}
+
+
 def _spectrum(params: dict, seed: int) -> dict:
     from validation.experiments import spectrum_experiment
 
-    r = spectrum_experiment(_acts(params), params["n"], params["p"] or None,
+    data = _source(params)
+    r = spectrum_experiment(_acts(params), params["n"],
+                            None if data is not None else params["p"] or None,
                             kernel=params["kernel"], reference=params["reference"],
                             weights=params["weights"], width=params["width"],
-                            draws=params["draws"], seed=seed, k=params["k"])
-    c = r.comparison
-    return {"rel_spectral_error": c.rel_spectral_error, "top_eig_rel_err": float(c.eig_rel_err[0]),
-            "top_alignment": float(c.alignment[0]), "mc_noise": r.noise, "tau0": r.tau0}
+                            draws=params["draws"], seed=seed, k=params["k"], data=data)
+
+    def metrics(r):
+        c = r.comparison
+        return {"rel_spectral_error": c.rel_spectral_error,
+                "top_eig_rel_err": float(c.eig_rel_err[0]),
+                "top_alignment": float(c.alignment[0]), "mc_noise": r.noise, "tau0": r.tau0}
+
+    return _with_gmm(metrics(r), None if r.twin is None else metrics(r.twin))
 
 
 def _convergence(params: dict, seed: int) -> dict:
-    from validation.experiments import convergence_error
+    from validation.experiments import convergence_error, data_convergence_errors
 
-    error = convergence_error(_acts(params), params["n"], kernel=params["kernel"], seed=seed)
-    return {"rel_spectral_error": error}
+    data = _source(params)
+    if data is None:
+        error = convergence_error(_acts(params), params["n"], kernel=params["kernel"],
+                                  seed=seed)
+        return {"rel_spectral_error": error}
+    real, gmm = data_convergence_errors(_acts(params), params["n"], data.load(),
+                                        kernel=params["kernel"], seed=seed)
+    return {"rel_spectral_error": real, "gmm_rel_spectral_error": gmm}
 
 
 def _compare(params: dict, seed: int) -> dict:
     from validation.compression import compression_spectra
 
     r = compression_spectra(_acts(params), n=params["n"], eps_values=[params["eps"]],
-                            width=params["width"], draws=params["draws"], seed=seed)
-    row = r.rows[0]
-    return {"raw_error": row["raw_error"], "centred_error": row["centred_error"],
-            "noise": row["noise"], "top_alignment": row["alignment"][0],
-            "compressed_vs_equivalent": row["compressed_vs_equivalent_centred"],
-            "dense_vs_equivalent": r.dense_vs_equivalent, "dense_noise": r.dense_noise,
+                            width=params["width"], draws=params["draws"], seed=seed,
+                            data=_source(params))
+
+    def metrics(r):
+        row = r.rows[0]
+        return {"raw_error": row["raw_error"], "centred_error": row["centred_error"],
+                "noise": row["noise"], "top_alignment": row["alignment"][0],
+                "compressed_vs_equivalent": row["compressed_vs_equivalent_centred"],
+                "dense_vs_equivalent": r.dense_vs_equivalent, "dense_noise": r.dense_noise}
+
+    return {**_with_gmm(metrics(r), None if r.twin is None else metrics(r.twin)),
             "compressed": "/".join(r.compressed), "delta": r.delta}
 
 
 def _kurtosis(params: dict, seed: int) -> dict:
     from validation.experiments import kurtosis_experiment
 
-    r = kurtosis_experiment(params["weights"], params["act"], p=params["p"], n=params["n"],
-                            width=params["width"], draws=params["draws"], seed=seed)
-    return {"ratio": r.ratio, "standard_error": r.standard_error,
-            "excess_kurtosis": r.excess_kurtosis, "predicted_rel_norm": r.predicted_rel_norm}
+    data = _source(params)
+    r = kurtosis_experiment(params["weights"], params["act"],
+                            p=None if data is not None else params["p"], n=params["n"],
+                            width=params["width"], draws=params["draws"], seed=seed, data=data)
+
+    def metrics(r):
+        return {"ratio": r.ratio, "standard_error": r.standard_error,
+                "excess_kurtosis": r.excess_kurtosis, "predicted_rel_norm": r.predicted_rel_norm}
+
+    twin = None if r.twin is None else metrics(r.twin)
+    if twin is not None:
+        del twin["excess_kurtosis"]  # a property of the weight law, the same for both
+    return _with_gmm(metrics(r), twin)
 
 
 def _compress(params: dict, seed: int) -> dict:
@@ -152,6 +199,20 @@ def _ntklc_real(params: dict, seed: int) -> dict:
             "widths": list(r.widths), "rule": r.rule}
 
 
+def _activations(params: dict, seed: int) -> dict:
+    from validation.activations import activation_accuracy
+
+    return activation_accuracy(params["data"], params["act"], params["eps"],
+                               quick=params["quick"], seed=seed,
+                               data_dir=params["data_dir"] or None)
+
+
+def _universality(params: dict, seed: int) -> dict:
+    from validation.universality import universality_task
+
+    return universality_task({**params, "data_dir": params["data_dir"] or ""}, seed)
+
+
 def _compress_compare(params: dict, seed: int) -> dict:
     from validation.compress_compare import compress_compare
 
@@ -164,30 +225,36 @@ def _compress_compare(params: dict, seed: int) -> dict:
 
 _NETWORK = {"act": Param(str, "relu", "activation(s), one or a comma list per layer"),
             "layers": Param(int, 1, "depth L")}
+# Real data: a class-balanced sample of n columns, statistics estimated on the training set;
+# the metrics of the matched-GMM twin are added with the prefix gmm_. (No empty-string
+# defaults: the CSV table reads an empty cell back as None.)
+_DATA = {"data": Param(str, "gmm", "gmm (built in), mnist, fashion-mnist, cifar10 or PATH.npz"),
+         "classes": Param(str, "all", "comma list of classes of data, or all")}
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
-    Experiment("spectrum", _spectrum, {
+    Experiment("spectrum", _spectrum, version="2", params={
         **_NETWORK, "kernel": Param(str, "ck", "ck or ntk"), "n": Param(int, 800, "samples"),
-        "p": Param(int, 0, "dimension (0: n/2)"),
+        "p": Param(int, 0, "dimension (0: n/2; GMM only)"),
         "reference": Param(str, "exact", "exact or mc"),
         "weights": Param(str, "gaussian", "weight law of the mc reference"),
         "width": Param(int, 1000, "hidden width of the mc reference"),
         "draws": Param(int, 10, "networks averaged by the mc reference"),
-        "k": Param(int, 5, "top eigenpairs compared")},
-        summary="equivalent vs exact or Monte-Carlo kernel on a GMM draw"),
-    Experiment("convergence", _convergence, {
-        **_NETWORK, "kernel": Param(str, "ck", "ck or ntk"), "n": Param(int, 400, "samples")},
+        "k": Param(int, 5, "top eigenpairs compared"), **_DATA},
+        summary="equivalent vs exact or Monte-Carlo kernel on a GMM draw or real data"),
+    Experiment("convergence", _convergence, version="2", params={
+        **_NETWORK, "kernel": Param(str, "ck", "ck or ntk"), "n": Param(int, 400, "samples"),
+        **_DATA},
         summary="relative spectral error of the equivalent vs the exact kernel at one n"),
-    Experiment("compare", _compare, {
-        **_NETWORK, "n": Param(int, 800, "samples (p = n/2)"),
+    Experiment("compare", _compare, version="2", params={
+        **_NETWORK, "n": Param(int, 800, "samples (p = n/2 on the GMM)"),
         "eps": Param(float, 0.9, "ternary sparsity"), "width": Param(int, 1000, "width"),
-        "draws": Param(int, 20, "networks averaged")},
+        "draws": Param(int, 20, "networks averaged"), **_DATA},
         summary="dense vs NTK-LC compressed empirical CK"),
-    Experiment("kurtosis", _kurtosis, {
+    Experiment("kurtosis", _kurtosis, version="2", params={
         "weights": Param(str, "rademacher", "non-Gaussian weight law"),
-        "act": Param(str, "relu", "activation"), "p": Param(int, 200, "dimension"),
+        "act": Param(str, "relu", "activation"), "p": Param(int, 200, "dimension (GMM only)"),
         "n": Param(int, 800, "samples"), "width": Param(int, 2500, "width"),
-        "draws": Param(int, 30, "networks")},
+        "draws": Param(int, 30, "networks"), **_DATA},
         summary="measured vs predicted weight-kurtosis term of the first-layer CK"),
     Experiment("compress", _compress, {
         **_NETWORK, "eps": Param(float, 0.9, "ternary sparsity"),
@@ -205,6 +272,22 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         "data": Param(str, "mnist", "mnist, fashion-mnist or cifar-10"),
         "quick": Param(bool, False, "widths 500-500-250, 10000 training images")},
         summary="NTK-LC vs pruning vs quantization of random features on real images"),
+    Experiment("activations", _activations, {
+        "data": Param(str, "mnist", "mnist or fashion-mnist"),
+        "act": Param(str, "relu", "activation of every hidden layer (L = 3)"),
+        "eps": Param(float, 0.9, "sparsity of NTK-LC's ternary weights"),
+        "quick": Param(bool, False, "widths 200-200-100, 2000 training images"),
+        "data_dir": Param(str, "", "folder searched before NTKLC_DATA (empty: none)")},
+        summary="dense vs NTK-LC vs matched-memory pruning accuracy of one activation "
+                "(Open Question 3)"),
+    Experiment("universality", _universality, {
+        "data": Param(str, "mnist", "mnist, fashion-mnist, cifar10 or PATH.npz"),
+        "classes": Param(str, "all", "comma list of classes, or all"),
+        "act": Param(str, "relu", "activation of every layer"),
+        "layers": Param(int, 1, "depth L"), "n": Param(int, 1000, "samples"),
+        "data_dir": Param(str, "", "folder searched before NTKLC_DATA (empty: none)")},
+        summary="CK/NTK equivalents vs exact kernels on real images and their GMM twin "
+                "(Open Question 1)"),
     Experiment("compress-compare", _compress_compare, {
         "data": Param(str, "mnist", "mnist, fashion-mnist or cifar-10"),
         "model": Param(str, "mlp", "mlp or cnn"),

@@ -30,6 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.lines import Line2D
 
@@ -308,13 +309,18 @@ def universality_figures(data: str, classes: str, out, *, act: str = "relu", lay
                       label=name, density=False)
         ax_h.set_xscale("log")
         ax_h.set_yscale("log")
+        # Headroom above the tallest bar for the legend.
+        ax_h.set_ylim(0.7, ax_h.get_ylim()[1] * 30)
         ax_h.set_xlabel("eigenvalue")
         ax_h.set_ylabel("count")
         ax_h.set_title(f"CK spectrum, {act} L = {layers}, n = {n}")
-        ax_h.legend(loc="upper right")
+        ax_h.legend(loc="upper left")
         classes_present = np.unique(sample.labels)
-        colours = PALETTE if classes_present.size <= len(PALETTE) else [
-            f"C{i}" for i in range(classes_present.size)]
+        # Okabe-Ito has 8 colours; 9 or more classes need a longer (still distinct) palette.
+        colours = (PALETTE if classes_present.size <= len(PALETTE)
+                   else [matplotlib.colormaps["tab10" if classes_present.size <= 10
+                                              else "tab20"](i)
+                         for i in range(classes_present.size)])
         for i, c in enumerate(classes_present):
             pick = sample.labels == c
             ax_s.scatter(U[pick, 0], U[pick, 1], s=3, color=colours[i % len(colours)],
@@ -322,8 +328,8 @@ def universality_figures(data: str, classes: str, out, *, act: str = "relu", lay
         ax_s.set_xlabel("eigenvector 1")
         ax_s.set_ylabel("eigenvector 2")
         ax_s.set_title(f"{data}: top eigenvectors of the exact CK")
-        ax_s.legend(title="class", ncols=2 if classes_present.size > 5 else 1, markerscale=2,
-                    loc="best")
+        ax_s.legend(title="class", ncols=2 if classes_present.size > 5 else 1, markerscale=3,
+                    loc="center left", bbox_to_anchor=(1.0, 0.5))
         path = save_figure(fig, out / f"universality_spectrum_{data}.png", command)
     return [path]
 

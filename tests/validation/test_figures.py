@@ -302,3 +302,46 @@ def test_plot_functions_keep_their_positional_signature(spectrum, tmp_path):
     """``plot_x(result, path)``, as the command line and the demo call them."""
     png = figures.plot_spectrum(spectrum, str(tmp_path / "sub" / "s.png"))
     assert png == tmp_path / "sub" / "s.png" and png.with_suffix(".pdf").is_file()
+
+
+def _activations_result(acts):
+    """Rows shaped like ``ntklc experiment activations``'s, one activation infeasible (the
+    full run needs MNIST and minutes; the figure only reads the rows)."""
+    from validation.activations import ActivationsResult
+
+    rows = []
+    for i, act in enumerate(acts):
+        feasible = act != "swish"
+        for eps, factor, drop in ((0.0, 31.6, 0.01), (0.9, 55.7, 0.02), (0.99, 313.6, 0.05)):
+            rows.append({"act": act, "eps": eps, "seed": 0, "dense_accuracy": 0.93 - i / 100,
+                         "ntklc_accuracy": 0.93 - drop if feasible else None,
+                         "pruned_accuracy": 0.93 - 8 * drop if feasible else None,
+                         "memory_factor": factor if feasible else None,
+                         "feasible": feasible})
+    return ActivationsResult(data="mnist", widths=(2000, 2000, 1000), n_train=60000,
+                             n_test=10000, acts=tuple(acts), eps_values=(0.0, 0.9, 0.99),
+                             rows=tuple(rows), rule="", seconds=0.0, sweep={})
+
+
+@pytest.mark.parametrize("acts", [("relu", "tanh", "erf", "gelu", "swish", "abs"), ("relu",)])
+def test_activations(tmp_path, acts):
+    result = _activations_result(acts)
+    png = figures.plot_activations(result, tmp_path / "activations.png",
+                                   command="ntklc experiment activations")
+    check_files(png, TWO_COLUMN if len(acts) > 1 else ONE_COLUMN,
+                "ntklc experiment activations")
+    with paper_style():
+        fig = figures._draw_activations(result)
+    check_layout(fig)
+    check_style(fig)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == list(acts)
+    # The memory factor sits under each sparsity; the infeasible panel says why it has none.
+    assert panels[0].get_xticklabels()[2].get_text() == "0.99\n314\N{MULTIPLICATION SIGN}"
+    if "swish" in acts:
+        swish = panels[acts.index("swish")]
+        assert [t.get_text() for t in swish.texts] == ["NTK-LC infeasible\nat L = 3"]
+        assert len(swish.lines) == 1  # the dense reference only
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "dense (float32)", "NTK-LC", "pruned to NTK-LC's memory"]
