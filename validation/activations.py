@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from nets.data import load_dataset
 from ntk import parse_activations
@@ -172,7 +170,7 @@ def activations_experiment(data: str = "mnist", acts=None, eps_values=EPS_VALUES
         FileNotFoundError: the data set is not available.
         RuntimeError: a task failed (its error is in the message).
     """
-    from validation.sweeps import parse_spec, run_sweep
+    from validation.sweeps import run_builtin_sweep
 
     start = time.perf_counter()
     _check_data(data)
@@ -186,19 +184,14 @@ def activations_experiment(data: str = "mnist", acts=None, eps_values=EPS_VALUES
     # worker starts, and a download happens once instead of in every worker.
     for split in ("train", "test"):
         load_dataset(data, split, data_dir)
-    spec = parse_spec({"experiment": "activations", "seeds": [int(seed)],
-                       "fixed": {"data": data, "quick": bool(quick),
-                                 "data_dir": "" if data_dir is None else str(data_dir)},
-                       "grid": {"act": list(acts), "eps": list(eps_values)},
-                       "plot": {"x": "eps", "y": "ntklc_accuracy", "hue": "act"}},
-                      name=f"activations-{data}")
-    with tempfile.TemporaryDirectory(prefix="ntklc-activations-") as scratch:
-        folder = Path(out) if out is not None else Path(scratch)
-        run = run_sweep(spec, folder, workers=workers or (1 if quick else _default_workers()),
-                        progress=progress)
-    if run.failed:
-        label, error = run.failed[0]
-        raise RuntimeError(f"task {label} failed: {error}")
+    run = run_builtin_sweep({"experiment": "activations", "seeds": [int(seed)],
+                             "fixed": {"data": data, "quick": bool(quick),
+                                       "data_dir": "" if data_dir is None else str(data_dir)},
+                             "grid": {"act": list(acts), "eps": list(eps_values)},
+                             "plot": {"x": "eps", "y": "ntklc_accuracy", "hue": "act"}},
+                            f"activations-{data}", out,
+                            workers=workers or (1 if quick else _default_workers()),
+                            progress=progress)
     first = run.rows[0]
     rows = tuple({**{k: row[k] for k in _ROW_KEYS},
                   **{k: v for k, v in row.items() if k not in _ROW_KEYS + _DROPPED}}

@@ -24,7 +24,6 @@ whether it decays (the theorem predicts about n^-1/2 on a GMM) or stalls.
 from __future__ import annotations
 
 import functools
-import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -99,7 +98,7 @@ def universality_experiment(data=("mnist", "fashion-mnist"), classes: str = "all
         ValueError: unknown data set or class; FileNotFoundError: data set missing;
         RuntimeError: a task failed.
     """
-    from validation.sweeps import parse_spec, run_sweep
+    from validation.sweeps import run_builtin_sweep
 
     start = time.perf_counter()
     specs = universality_specs(quick, tuple(data), classes, data_dir or "")
@@ -108,18 +107,13 @@ def universality_experiment(data=("mnist", "fashion-mnist"), classes: str = "all
         training_set(fixed["data"], fixed["classes"], fixed["data_dir"]).check_size(
             max(spec["grid"]["n"]))
     rows, computed, cached = [], 0, 0
-    with tempfile.TemporaryDirectory(prefix="ntklc-universality-") as scratch:
-        for name, raw in specs.items():
-            folder = (Path(out) if out is not None else Path(scratch)) / name
-            run = run_sweep(parse_spec(raw, name=name), folder, workers=workers,
-                            progress=progress)
-            if run.failed:
-                label, error = run.failed[0]
-                raise RuntimeError(f"task {label} failed: {error}")
-            rows += run.rows
-            summary = run.summary()
-            computed += summary["computed"]
-            cached += summary["cached"]
+    for name, raw in specs.items():
+        run = run_builtin_sweep(raw, name, None if out is None else Path(out) / name,
+                                workers=workers, progress=progress)
+        rows += run.rows
+        summary = run.summary()
+        computed += summary["computed"]
+        cached += summary["cached"]
     first = next(iter(specs.values()))
     return UniversalityResult(rows=tuple(rows),
                               data=tuple(s["fixed"]["data"] for s in specs.values()),

@@ -4,7 +4,7 @@ cached task by task so that nothing finished is lost or recomputed."""
 from validation.sweeps.cache import CorruptEntryError, TaskCache
 from validation.sweeps.executors import dask_tasks, execute_task, local_tasks
 from validation.sweeps.results import read_results, write_results
-from validation.sweeps.runner import SweepRun, run_sweep
+from validation.sweeps.runner import SweepRun, run_builtin_sweep, run_sweep
 from validation.sweeps.spec import SpecError, SweepSpec, Task, load_spec, parse_spec
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "local_tasks",
     "parse_spec",
     "read_results",
+    "run_builtin_sweep",
     "run_sweep",
     "write_results",
 ]

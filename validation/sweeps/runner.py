@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,9 +24,9 @@ from validation.sweeps.cache import CorruptEntryError, TaskCache
 from validation.sweeps.executors import dask_tasks, local_tasks
 from validation.sweeps.provenance import provenance
 from validation.sweeps.results import results_row, write_results
-from validation.sweeps.spec import SweepSpec
+from validation.sweeps.spec import SweepSpec, parse_spec
 
-__all__ = ["SweepRun", "run_sweep"]
+__all__ = ["SweepRun", "run_builtin_sweep", "run_sweep"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,4 +149,22 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
                                                       if k in ("tasks", "computed", "cached",
                                                                "complete")})
         (out / "provenance.json").write_text(json.dumps(record, indent=1) + "\n")
+    return run
+
+
+def run_builtin_sweep(raw: dict, name: str, out: str | Path | None = None, *,
+                      workers: int | None = None, progress: bool = False) -> SweepRun:
+    """Run a spec an experiment command builds (a dict, as the parsed TOML), in ``out`` (cached
+    there, so a rerun resumes) or in a temporary folder.
+
+    Raises:
+        RuntimeError: a task failed (the first failure's label and error in the message).
+    """
+    spec = parse_spec(raw, name=name)
+    with tempfile.TemporaryDirectory(prefix=f"ntklc-{name}-") as scratch:
+        run = run_sweep(spec, Path(out) if out is not None else Path(scratch), workers=workers,
+                        progress=progress)
+    if run.failed:
+        label, error = run.failed[0]
+        raise RuntimeError(f"task {label} failed: {error}")
     return run
