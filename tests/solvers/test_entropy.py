@@ -40,8 +40,15 @@ from solvers.entropy import (
     encode_ternary,
     ternary_entropy_bound,
 )
+from validation.oracles import empirical_entropy
+from validation.strategies import integer_symbols
 
 EPS = (0.0, 0.5, 0.9, 0.99)
+TERNARY_ARRAYS = integer_symbols(min_dims=0, max_dims=4, max_side=12, kinds=("ternary",),
+                                 dtypes=(np.int8, np.int16, np.int32, np.int64))
+# Every kind (constant, skewed, uniform up to 2^40 wide, Laplace, int64 extremes, ...) in
+# 0- to 4-D tensors, as int8, uint8, int16, int32, uint64 where the values fit, else int64.
+INTEGER_ARRAYS = integer_symbols(min_dims=0, max_dims=4, max_side=10)
 # Header, CRC, coder flush and model loss (module docstring), with room to spare.
 OVERHEAD_BITS = 8 * (3 + 4 * 10 + 4 + 8) + 64
 
@@ -88,6 +95,13 @@ def test_empirical_entropy_by_hand():
     assert empirical_entropy_bits([]) == 0.0
 
 
+@settings(max_examples=100, deadline=None)
+@given(INTEGER_ARRAYS)
+def test_empirical_entropy_matches_the_oracle(x):
+    assert empirical_entropy_bits(x) == pytest.approx(x.size * empirical_entropy(x),
+                                                      rel=1e-12, abs=1e-9)
+
+
 @pytest.mark.parametrize("eps", EPS)
 def test_empirical_entropy_of_exact_proportions_is_the_bound(eps):
     s = exact_law(eps, 10**5, np.random.default_rng(1))
@@ -97,17 +111,8 @@ def test_empirical_entropy_of_exact_proportions_is_the_bound(eps):
 
 # -- round trips ---------------------------------------------------------------------------------
 
-@st.composite
-def ternary_arrays(draw):
-    shape = tuple(draw(st.lists(st.integers(1, 12), min_size=0, max_size=4)))
-    eps = draw(st.sampled_from([0.0, 1.0]) | st.floats(0.0, 1.0))
-    dtype = draw(st.sampled_from([np.int8, np.int16, np.int32, np.int64]))
-    seed = draw(st.integers(0, 2**32 - 1))
-    return drawn(eps, shape, np.random.default_rng(seed)).astype(dtype)
-
-
 @settings(max_examples=200, deadline=None)
-@given(ternary_arrays())
+@given(TERNARY_ARRAYS)
 def test_round_trip_is_exact(signs):
     out = decode_ternary(encode_ternary(signs))
     assert out.dtype == np.int8
@@ -252,37 +257,8 @@ def header_bytes(x: np.ndarray) -> int:
     return 3 + sum(varint_len(f) for f in fields) + 4
 
 
-@st.composite
-def integer_arrays(draw):
-    shape = tuple(draw(st.lists(st.integers(1, 10), min_size=0, max_size=4)))
-    size = math.prod(shape)
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    kind = draw(st.sampled_from(["uniform", "laplace", "skewed", "constant", "extreme"]))
-    if kind == "uniform":
-        low = draw(st.integers(-(2**62), 2**62))
-        span = draw(st.sampled_from([1, 2, 3, 10, 300, 70_000, 2**40]))
-        x = rng.integers(low, low + span, size=size, endpoint=True)
-    elif kind == "laplace":
-        x = np.rint(rng.laplace(0.0, draw(st.sampled_from([0.3, 2.0, 50.0])), size=size))
-    elif kind == "skewed":
-        zero = rng.random(size) < draw(st.floats(0.0, 1.0))
-        x = np.where(zero, 0, rng.integers(-3, 4, size=size))
-    elif kind == "constant":
-        x = np.full(size, draw(st.integers(-(2**63), 2**63 - 1)))
-    else:
-        info = np.iinfo(np.int64)
-        x = rng.choice(np.array([info.min, -1, 0, 1, info.max]), size=size)
-    x = x.astype(np.int64).reshape(shape)
-    # Narrower input dtypes, when the values fit.
-    for dtype in draw(st.permutations([np.int8, np.uint8, np.int16, np.int32, np.uint64])):
-        info = np.iinfo(dtype)
-        if info.min <= x.min() and x.max() <= info.max:
-            return x.astype(dtype)
-    return x
-
-
 @settings(max_examples=300, deadline=None)
-@given(integer_arrays())
+@given(INTEGER_ARRAYS)
 def test_integer_round_trip_is_exact(x):
     code = encode_integers(x)
     out = decode_integers(code)
@@ -375,7 +351,7 @@ def test_encode_integers_rejects_too_many_distinct_values():
 
 
 @settings(max_examples=40, deadline=None)
-@given(integer_arrays(), st.data())
+@given(INTEGER_ARRAYS, st.data())
 def test_decode_integers_rejects_any_single_byte_corruption(x, data):
     code = encode_integers(x)
     pos = data.draw(st.integers(0, len(code) - 1))

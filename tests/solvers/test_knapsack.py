@@ -8,39 +8,40 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solvers.knapsack import allocate_bits, grouped_knapsack, grouped_knapsack_milp
+from validation.oracles import milp_knapsack
+from validation.strategies import knapsack_instances
+
+# Integer costs (unit 1) and a budget at least the lightest allocation: the DP's domain.
+FEASIBLE = knapsack_instances(units=(1.0,), budgets=("tight", "exact", "everything"))
 
 
-@st.composite
-def instances(draw):
-    groups = draw(st.integers(1, 7))
-    items = draw(st.integers(1, 5))
-    values = np.array(draw(st.lists(st.floats(-5, 5), min_size=groups * items,
-                                    max_size=groups * items))).reshape(groups, items)
-    weights = np.array(draw(st.lists(st.integers(0, 12), min_size=groups * items,
-                                     max_size=groups * items))).reshape(groups, items)
-    lightest = int(weights.min(axis=1).sum())
-    budget = lightest + draw(st.integers(0, int(weights.max(axis=1).sum()) - lightest + 3))
-    return values, weights, budget
+def as_dp(instance):
+    """(values, weights, budget) of the DP, which minimises: losses -v, and +inf at the
+    dearest cost where a group has fewer choices (never taken, never the lightest)."""
+    costs, values = instance.as_arrays(fill_cost=max(float(c.max()) for c in instance.costs))
+    return -values, costs.astype(np.int64), int(instance.budget)
 
 
 @settings(max_examples=300, deadline=None)
-@given(instance=instances())
+@given(instance=FEASIBLE)
 def test_dp_matches_milp(instance):
-    values, weights, budget = instance
+    values, weights, budget = as_dp(instance)
     dp = grouped_knapsack(values, weights, budget)
     milp = grouped_knapsack_milp(values, weights, budget)
+    _, oracle = milp_knapsack(*instance)
     # HiGHS stops within its ~1e-6 optimality tolerance: it may miss a 6e-8 improvement.
     assert dp.value == pytest.approx(milp.value, abs=1e-6)
-    assert dp.value <= milp.value + 1e-12
+    assert dp.value == pytest.approx(-oracle, abs=1e-6)
+    assert dp.value <= min(milp.value, -oracle) + 1e-12
     for sol in (dp, milp):
         assert sol.weight <= budget
         assert sol.value == pytest.approx(values[np.arange(len(sol.choice)), sol.choice].sum())
 
 
 @settings(max_examples=50, deadline=None)
-@given(instance=instances())
+@given(instance=FEASIBLE)
 def test_dp_matches_brute_force(instance):
-    values, weights, budget = instance
+    values, weights, budget = as_dp(instance)
     if values.shape[1] ** values.shape[0] > 5000:
         return
     best = min((sum(values[g, j] for g, j in enumerate(c)), c)
@@ -71,9 +72,9 @@ def test_bad_input(values, weights, budget, message):
 
 
 @settings(max_examples=100, deadline=None)
-@given(instance=instances(), resolution=st.integers(8, 400))
+@given(instance=FEASIBLE, resolution=st.integers(8, 400))
 def test_allocate_bits_respects_the_true_budget(instance, resolution):
-    values, weights, _ = instance
+    values, weights, _ = as_dp(instance)
     sizes = weights * 1000 + 7  # bit counts much finer than the DP's budget steps
     lightest = int(sizes.min(axis=1).sum())
     budget = lightest + int(0.5 * (sizes.max(axis=1).sum() - lightest)) + 1

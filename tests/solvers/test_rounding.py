@@ -1,5 +1,6 @@
 """Uniform grids and the three roundings: properties against brute force over grid points."""
 
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,57 +12,54 @@ from solvers.rounding import (
     quantize_nearest,
     quantize_steered,
 )
-
-
-@st.composite
-def tensors(draw):
-    rows, cols = draw(st.integers(1, 12)), draw(st.integers(1, 12))
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    W = rng.standard_normal((rows, cols)) * draw(st.floats(1e-3, 1e3))
-    G = rng.standard_normal((rows, cols))
-    bits = draw(st.integers(2, 8))
-    axis = draw(st.sampled_from([None, 0, 1]))
-    return W, G, bits, axis
+from validation.checks import check_rounding
+from validation.oracles import brute_force_rounding
+from validation.strategies import quantization_problems
 
 
 @settings(max_examples=200, deadline=None)
-@given(case=tensors())
-def test_nearest_rounding_is_within_half_a_step(case):
-    W, _, bits, axis = case
+@given(problem=quantization_problems())
+def test_nearest_rounding_is_within_half_a_step(problem):
+    W, _, bits, axis, _ = problem
     q = quantize_nearest(W, bits, axis)
-    top = 2 ** (bits - 1) - 1
+    top = problem.levels
     assert np.abs(q.symbols).max() <= top
     assert q.scale.shape == (grid_scale(W, bits, axis)).shape
     # The largest entry of each channel sits on the grid's end point.
-    assert np.abs(q.symbols).max() == top
+    assert np.abs(q.symbols).max() == (top if np.any(W) else 0)
     noise = q.symbols * q.scale.astype(float) - W
     assert np.all(np.abs(noise) <= q.scale * (0.5 + 1e-6))
 
 
+def test_nearest_rounding_passes_the_kit_check():
+    check_rounding(quantize_nearest)
+
+
 @settings(max_examples=200, deadline=None)
-@given(case=tensors(), h=st.sampled_from([0.0, 0.3, 10.0]))
-def test_gradient_opposed_minimises_the_per_entry_model(case, h):
-    W, G, bits, axis = case
+@given(problem=quantization_problems(curvatures=(0.0, 0.3, 10.0)))
+def test_gradient_opposed_minimises_the_per_entry_model(problem):
+    W, G, bits, axis, h = problem
     q = quantize_gradient_opposed(W, G, bits, curvature=h, channel_axis=axis)
     s = q.scale.astype(float)
-    top = 2 ** (bits - 1) - 1
-    # Brute force over the two neighbouring grid points of every entry.
-    lower = np.clip(np.floor(W / s), -top, top)
-    candidates = [np.clip(lower + k, -top, top) for k in (0, 1)]
-    costs = [G * (c * s - W) + 0.5 * h * (c * s - W) ** 2 for c in candidates]
-    chosen = G * (q.symbols * s - W) + 0.5 * h * (q.symbols * s - W) ** 2
+    top = problem.levels
+    # Brute force over the neighbouring grid points of every entry, on the solver's own grid.
+    best = brute_force_rounding(W, s, top, G, h)
+
+    def cost(k):
+        return G * (k * s - W) + 0.5 * h * (k * s - W) ** 2
+
     # The float32 scale puts the grid's end point up to ~1e-7 relative off max|W|.
     slack = 1e-6 * top * s * (np.abs(G) + h * top * s)
-    assert np.all(chosen <= np.minimum(*costs) + slack)
+    assert np.all(np.abs(q.symbols * s - W) <= s * (1 + 1e-6 * top))
+    assert np.all(cost(q.symbols) <= cost(best) + slack)
     if h == 0.0:
         assert np.all(G * (q.symbols * s - W) <= slack)
 
 
 @settings(max_examples=100, deadline=None)
-@given(case=tensors())
-def test_infinite_curvature_is_nearest_rounding(case):
-    W, G, bits, axis = case
+@given(problem=quantization_problems())
+def test_infinite_curvature_is_nearest_rounding(problem):
+    W, G, bits, axis, _ = problem
     far = quantize_gradient_opposed(W, G, bits, curvature=np.inf, channel_axis=axis)
     np.testing.assert_array_equal(far.symbols, quantize_nearest(W, bits, axis).symbols)
 
@@ -84,9 +82,9 @@ def test_gradient_opposed_lowers_a_quadratic_loss():
 
 
 @settings(max_examples=60, deadline=None)
-@given(case=tensors(), k=st.integers(0, 4))
-def test_steering_never_leaks_more_than_nearest(case, k):
-    W, _, bits, axis = case
+@given(problem=quantization_problems(), k=st.integers(0, 4))
+def test_steering_never_leaks_more_than_nearest(problem, k):
+    W, _, bits, axis, _ = problem
     k = min(k, W.size)
     U = np.linalg.qr(np.random.default_rng(k).standard_normal((W.size, k)))[0][:, :k]
     steered = quantize_steered(W, bits, U, axis)

@@ -7,25 +7,16 @@ from hypothesis import strategies as st
 
 from ntk import activation_constants, step_activation
 from solvers.steps import StepFunction, level_projections, step_constants
+from validation.oracles import mpmath_constants
+from validation.strategies import step_functions
 
 KEYS = ("m0", "d1", "d2", "d3", "tau2_next")
-
-
-@st.composite
-def step_functions(draw, max_levels=8):
-    k = draw(st.integers(2, max_levels))
-    cuts = np.sort(draw(st.lists(st.floats(-3.0, 3.0), min_size=k - 1, max_size=k - 1,
-                                 unique=True)))
-    if np.any(np.diff(cuts) < 1e-3):
-        cuts = np.linspace(-1.5, 1.5, k - 1)
-    levels = draw(st.lists(st.floats(-3.0, 3.0), min_size=k, max_size=k))
-    return cuts, np.array(levels)
 
 
 @settings(max_examples=60, deadline=None)
 @given(step=step_functions(), tau=st.floats(0.3, 4.0))
 def test_closed_forms_match_quadrature(step, tau):
-    cuts, levels = step
+    cuts, levels = step.thresholds, step.levels
     got = step_constants(cuts, levels, tau)
     want = activation_constants(step_activation(cuts, levels), tau, "quad")
     for key in KEYS:
@@ -37,9 +28,18 @@ def test_closed_forms_match_quadrature(step, tau):
 @settings(max_examples=30, deadline=None)
 @given(step=step_functions())
 def test_level_projections_sum_rules(step):
-    P, a, b = level_projections(step[0])
+    P, a, b = level_projections(step.thresholds)
     assert abs(P.sum() - 1) < 1e-15 and abs(a.sum()) < 1e-15 and abs(b.sum()) < 1e-15
     assert np.all(P > 0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(step=step_functions(max_levels=5), tau=st.floats(0.3, 4.0))
+def test_closed_forms_match_mpmath(step, tau):
+    got = step_constants(step.thresholds, step.levels, tau)
+    want = mpmath_constants(step.activation(), tau, dps=20)
+    for key in KEYS:
+        assert abs(getattr(got, key) - want[key]) <= 1e-12 * max(1.0, abs(want[key])), key
 
 
 def test_two_level_sign_function():

@@ -2,58 +2,44 @@
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ntk import activation_constants, ck_coefficients, step_activation, tau_chain
+from ntk import (
+    ActivationConstants,
+    activation_constants,
+    ck_coefficients,
+    step_activation,
+    tau_chain,
+)
 from solvers.ternarize import compress_network, solve_hidden_layer, solve_output_layer
+from validation.strategies import activation_targets, step_functions
 
 TOL = 1e-10
 
 
-@st.composite
-def members(draw, k_min, k_max, symmetric=False):
-    """A random k-level step function with well-separated thresholds and levels."""
-    k = draw(st.integers(k_min, k_max))
-    if symmetric:
-        h = (k - 1) // 2
-        gaps = draw(st.lists(st.floats(0.2, 1.0), min_size=h, max_size=h))
-        y = np.cumsum(gaps)
-        cuts = np.concatenate([-y[::-1], [0.0] if k % 2 == 0 else [], y])
-        half = np.cumsum(draw(st.lists(st.floats(0.2, 1.5), min_size=k // 2, max_size=k // 2)))
-        levels = np.concatenate([-half[::-1], [0.0] if k % 2 else [], half])
-    else:
-        start = draw(st.floats(-2.0, 0.0))
-        gaps = draw(st.lists(st.floats(0.2, 1.0), min_size=k - 1, max_size=k - 1))
-        cuts = start + np.cumsum(gaps) - gaps[0]
-        levels = np.array(draw(st.lists(st.floats(-2.0, 2.0), min_size=k, max_size=k)))
-        if np.ptp(levels) < 0.5:
-            levels = np.arange(k, dtype=float)
-    return cuts, levels
-
-
-def target_of(cuts, levels, tau):
-    """Constants of a step function by the generic quadrature (independent of the solver)."""
-    act = step_activation(cuts, levels)
+def target_of(step, tau):
+    """Constants of a drawn step function by the generic quadrature (independent of the
+    solver)."""
+    act = step.activation()
     return act, activation_constants(act, tau, "quad")
 
 
 @settings(max_examples=25, deadline=None)
-@given(member=members(3, 7), tau=st.floats(0.5, 2.0))
+@given(member=step_functions(min_levels=3, max_levels=7), tau=st.floats(0.5, 2.0))
 def test_output_layer_recovers_members(member, tau):
-    _, target = target_of(*member, tau)
-    sol = solve_output_layer(target, tau, max_levels=len(member[1]))
+    _, target = target_of(member, tau)
+    sol = solve_output_layer(target, tau, max_levels=member.n_levels)
     assert sol.residual < TOL
-    assert sol.step.n_levels <= len(member[1])
+    assert sol.step.n_levels <= member.n_levels
     assert set(sol.residuals) == {"d1", "d2", "tau_L^2"}
 
 
 @settings(max_examples=15, deadline=None)
-@given(member=members(5, 7), tau=st.floats(0.5, 2.0))
+@given(member=step_functions(min_levels=5, max_levels=7), tau=st.floats(0.5, 2.0))
 def test_hidden_layer_recovers_members(member, tau):
-    act, target = target_of(*member, tau)
+    act, target = target_of(member, tau)
     # The solver searches its own level families, not the member's: it may need more levels
     # than the member has (5 pieces at tau = 1.375 needed 14), so it gets its default budget.
     sol = solve_hidden_layer(act, target, tau, symmetric=False, max_levels=32)
@@ -62,11 +48,12 @@ def test_hidden_layer_recovers_members(member, tau):
 
 
 @settings(max_examples=15, deadline=None)
-@given(member=members(4, 8, symmetric=True), tau=st.floats(0.5, 2.0))
+@given(member=step_functions(min_levels=4, max_levels=8, symmetric=True),
+       tau=st.floats(0.5, 2.0))
 def test_symmetric_members_are_recovered(member, tau):
-    act, target = target_of(*member, tau)
+    act, target = target_of(member, tau)
     assert act.odd
-    out = solve_output_layer(target, tau, max_levels=len(member[1]), symmetric=True)
+    out = solve_output_layer(target, tau, max_levels=member.n_levels, symmetric=True)
     assert out.residual < TOL and out.step.activation().odd
     hidden = solve_hidden_layer(act, target, tau, symmetric=True, max_levels=12,
                                 match_d3=False)
@@ -74,14 +61,15 @@ def test_symmetric_members_are_recovered(member, tau):
 
 
 @settings(max_examples=20, deadline=None)
-@given(tau=st.floats(0.5, 2.0), shrink=st.floats(0.5, 0.999))
-def test_infeasible_variance_raises(tau, shrink):
+@given(target=activation_targets(feasible=False))
+def test_infeasible_variance_raises(target):
     # Any function's variance is at least c1^2 + c2^2 / 2 (Hermite): asking for less fails.
-    target = activation_constants("relu", tau)
-    bound = (tau * target.d1) ** 2 + (tau**2 * target.d2) ** 2 / 2
-    bad = type(target)(**{**target.__dict__, "tau2_next": shrink * bound})
+    assert target.share > 1
+    bad = ActivationConstants(tau=target.tau_in, m0=0.0, d1=target.d1, d2=target.d2,
+                              d3=target.d3, tau2_next=target.tau2, esp2=math.inf,
+                              method="target")
     with pytest.raises(ValueError, match="cannot be matched"):
-        solve_output_layer(bad, tau)
+        solve_output_layer(bad, target.tau_in)
 
 
 def assert_alphas_equal(result, dense, tau0, delta=0.0):
