@@ -1,28 +1,43 @@
 """Activations, activation constants, CK/NTK recursions and equivalents, exact and empirical
 kernels."""
 
-from ntk.activations import (
-    CATALOGUE,
-    Activation,
-    activation,
-    parse_activations,
-    step_activation,
-)
-from ntk.bivariate import PairMoments, bivariate_expectation, pair_moments
-from ntk.constants import METHODS, ActivationConstants, activation_constants, tau_chain
-from ntk.empirical import EmpiricalKernels, empirical_kernels, network_kernels
-from ntk.equivalents import (
-    CKLayer,
-    NTKLayer,
-    ck_coefficients,
-    ck_equivalent,
-    equivalent_kernel,
-    ntk_coefficients,
-    ntk_equivalent,
-)
-from ntk.exact import ExactKernels, exact_kernels, hermite_coefficients
-from ntk.quadrature import gaussian_rule, gaussian_rules
-from ntk.weights import LAWS, WeightLaw, parse_weight_law, sample_weights
+# The submodules load on first use of a name (PEP 562), so that `import ntk` or
+# `from ntk import activation` does not pull in SymPy, mpmath, Numba and SciPy.
+import importlib
+
+_EXPORTS = {
+    "CATALOGUE": "ntk.activations",
+    "Activation": "ntk.activations",
+    "activation": "ntk.activations",
+    "parse_activations": "ntk.activations",
+    "step_activation": "ntk.activations",
+    "PairMoments": "ntk.bivariate",
+    "bivariate_expectation": "ntk.bivariate",
+    "pair_moments": "ntk.bivariate",
+    "METHODS": "ntk.constants",
+    "ActivationConstants": "ntk.constants",
+    "activation_constants": "ntk.constants",
+    "tau_chain": "ntk.constants",
+    "EmpiricalKernels": "ntk.empirical",
+    "empirical_kernels": "ntk.empirical",
+    "network_kernels": "ntk.empirical",
+    "CKLayer": "ntk.equivalents",
+    "NTKLayer": "ntk.equivalents",
+    "ck_coefficients": "ntk.equivalents",
+    "ck_equivalent": "ntk.equivalents",
+    "equivalent_kernel": "ntk.equivalents",
+    "ntk_coefficients": "ntk.equivalents",
+    "ntk_equivalent": "ntk.equivalents",
+    "ExactKernels": "ntk.exact",
+    "exact_kernels": "ntk.exact",
+    "hermite_coefficients": "ntk.exact",
+    "gaussian_rule": "ntk.quadrature",
+    "gaussian_rules": "ntk.quadrature",
+    "LAWS": "ntk.weights",
+    "WeightLaw": "ntk.weights",
+    "parse_weight_law": "ntk.weights",
+    "sample_weights": "ntk.weights",
+}
 
 __all__ = [
     "CATALOGUE",
@@ -57,3 +72,16 @@ __all__ = [
     "step_activation",
     "tau_chain",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

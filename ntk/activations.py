@@ -26,12 +26,12 @@ import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import mpmath
-import numba
 import numpy as np
-import sympy
-from scipy import special
+
+if TYPE_CHECKING:
+    import sympy
 
 __all__ = [
     "CATALOGUE",
@@ -43,8 +43,57 @@ __all__ = [
     "step_activation",
 ]
 
-_X = sympy.Symbol("x", real=True)
-_TAU = sympy.Symbol("tau", positive=True)
+# SymPy, mpmath, Numba and scipy.special are imported on first use, not with this module: the
+# quadrature path of ``ntk.constants`` (what ``ntklc constants`` runs) needs none of them. The
+# SymPy pieces, closed forms and mpmath functions of an activation are built when first read
+# (``_LazyField``), from the same expressions as before, so every path gives the same numbers.
+
+
+@functools.cache
+def _symbols():
+    import sympy
+
+    return sympy.Symbol("x", real=True), sympy.Symbol("tau", positive=True)
+
+
+@functools.cache
+def _special():
+    from scipy import special
+
+    return special
+
+
+class _Deferred:
+    """A field value computed by ``make()`` when the field is first read."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], object]):
+        self.make = make
+
+
+class _LazyField:
+    """Data descriptor for a dataclass field that may hold a :class:`_Deferred` value.
+
+    The first read evaluates it and stores the result on the instance, so later reads (and
+    identity checks such as ``act.pieces is None``) see an ordinary value. The class-level
+    default is ``None``.
+    """
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = f"_lazy_{name}"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return None
+        value = obj.__dict__[self.slot]
+        if isinstance(value, _Deferred):
+            value = value.make()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
 
 
 @dataclass(frozen=True)
@@ -100,9 +149,9 @@ class Activation:
     breakpoints: tuple[float, ...] = ()
     has_jumps: bool = False
     odd: bool = False
-    mp_fn: Callable | None = None
-    pieces: tuple[Piece, ...] | None = None
-    closed_form: ClosedForm | None = None
+    mp_fn: Callable | None = _LazyField()  # type: ignore[assignment]
+    pieces: tuple[Piece, ...] | None = _LazyField()  # type: ignore[assignment]
+    closed_form: ClosedForm | None = _LazyField()  # type: ignore[assignment]
     params: dict[str, float] = field(default_factory=dict)
     # Last, so that positional construction of the fields above keeps its meaning.
     second_derivative: Callable[[np.ndarray], np.ndarray] | None = None
@@ -131,7 +180,7 @@ def _piecewise_loop(x, his, coef, out):
     """out[i] = polynomial of x[i]'s piece (Horner), for flat arrays x and out."""
     n_cuts = his.shape[0]
     degree = coef.shape[0] - 1
-    for i in numba.prange(x.shape[0]):
+    for i in _prange(x.shape[0]):
         v = x[i]
         k = 0
         while k < n_cuts and v >= his[k]:
@@ -142,33 +191,98 @@ def _piecewise_loop(x, his, coef, out):
         out[i] = acc
 
 
-_piecewise_parallel = numba.njit(parallel=True, cache=True)(_piecewise_loop)
-_piecewise_serial = numba.njit(cache=True)(_piecewise_loop)
+# Replaced by numba.prange when the kernels are compiled (``_numba_kernels``).
+_prange = range
+# Whether this process has loaded the Numba kernels (then they serve every size).
+_numba_loaded = False
+
+
+@functools.cache
+def _numba_kernels():
+    """The parallel and serial Numba kernels of ``_piecewise_loop`` (compiled on first use)."""
+    global _numba_loaded, _prange
+    import numba
+
+    _prange = numba.prange
+    kernels = (numba.njit(parallel=True, cache=True)(_piecewise_loop),
+               numba.njit(cache=True)(_piecewise_loop))
+    _numba_loaded = True
+    return kernels
+
+
+def _piecewise_numpy(x, his, coef):
+    """``_piecewise_loop`` in NumPy, operation for operation (the same bits), for small arrays.
+
+    Piece k of an entry is the number of leading cuts it is >= to (as the loop's ``while``);
+    Horner's rule then runs with the same multiplications and additions in the same order.
+    """
+    k = np.zeros(x.shape, dtype=np.intp)
+    if his.size:
+        alive = x >= his[0]
+        k += alive
+        for h in his[1:]:
+            alive &= x >= h
+            k += alive
+    acc = coef[0].take(k)
+    for d in range(1, coef.shape[0]):
+        acc = acc * x + coef[d].take(k)
+    return acc
+
+
 # Below this size waking the thread pool costs more than the loop itself.
 _PARALLEL_MIN_SIZE = 1 << 16
+# Up to this size NumPy does the evaluation until the process has loaded the Numba kernels, so
+# that short calls (the quadrature path of the activation constants, ``ntklc constants``)
+# neither import Numba nor load its kernels. Both give the same bits.
+_NUMPY_MAX_SIZE = 4096
 
 
-def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]:
+def _normalised(coeffs: Sequence[float]) -> tuple[float, ...]:
+    """Ascending coefficients as floats, without zero high-degree terms (at least one term)."""
+    c = [float(v) + 0.0 for v in coeffs]  # + 0.0: no negative zeros
+    while len(c) > 1 and c[-1] == 0.0:
+        c.pop()
+    return tuple(c)
+
+
+def _poly_derivative(coeffs: Sequence[float]) -> tuple[float, ...]:
+    return _normalised([j * c for j, c in enumerate(coeffs)][1:] or [0.0])
+
+
+def _poly_value(coeffs: Sequence[float], x: float) -> float:
+    acc = 0.0
+    for c in reversed(coeffs):
+        acc = acc * x + c
+    return acc
+
+
+def _piecewise_fn(his: Sequence[float], polys: Sequence[Sequence[float]]
+                  ) -> Callable[[np.ndarray], np.ndarray]:
     """Evaluation of a piecewise polynomial (value at a breakpoint: the right piece).
 
-    One fused Numba pass per call finds each entry's piece and runs Horner's rule there.
-    Float32 input stays float32; anything else is computed in float64.
+    ``his``: the upper ends of all pieces but the last; ``polys``: each piece's ascending
+    coefficients. One fused Numba pass per call finds each entry's piece and runs Horner's rule
+    there (NumPy, with the same operations, for small inputs). Float32 input stays float32;
+    anything else is computed in float64.
     """
-    polys = [sympy.Poly(p.poly, _X).all_coeffs() for p in pieces]
+    polys = [_normalised(c)[::-1] for c in polys]  # descending, as Horner reads them
     degree = max(len(c) for c in polys) - 1
     # coef[d, k]: coefficient of x^(degree - d) on piece k.
-    coef = np.zeros((degree + 1, len(pieces)))
+    coef = np.zeros((degree + 1, len(polys)))
     for k, c in enumerate(polys):
-        coef[degree + 1 - len(c):, k] = [float(v) for v in c]
-    his = np.array([p.hi for p in pieces[:-1]], dtype=float)
+        coef[degree + 1 - len(c):, k] = c
+    his = np.array(his, dtype=float)
     tables = {np.dtype(t): (his.astype(t), coef.astype(t)) for t in (np.float32, np.float64)}
 
     def fn(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
         x = np.ascontiguousarray(x, dtype=dtype)
+        if x.size <= _NUMPY_MAX_SIZE and not _numba_loaded:
+            return _piecewise_numpy(x.reshape(-1), *tables[dtype]).reshape(x.shape)
         out = np.empty_like(x)
-        kernel = _piecewise_parallel if x.size >= _PARALLEL_MIN_SIZE else _piecewise_serial
+        parallel, serial = _numba_kernels()
+        kernel = parallel if x.size >= _PARALLEL_MIN_SIZE else serial
         kernel(x.reshape(-1), *tables[dtype], out.reshape(-1))
         return out
 
@@ -177,7 +291,10 @@ def _piecewise_fn(pieces: Sequence[Piece]) -> Callable[[np.ndarray], np.ndarray]
 
 def piecewise_mp(pieces: Sequence[Piece]) -> Callable:
     """mpmath evaluation of a piecewise polynomial (value at a breakpoint: the right piece)."""
-    funcs = [(p.hi, sympy.lambdify(_X, p.poly, "mpmath")) for p in pieces]
+    import sympy
+
+    x = _symbols()[0]
+    funcs = [(p.hi, sympy.lambdify(x, p.poly, "mpmath")) for p in pieces]
 
     def fn(x):
         for hi, f in funcs:
@@ -188,61 +305,90 @@ def piecewise_mp(pieces: Sequence[Piece]) -> Callable:
     return fn
 
 
-def _from_pieces(name: str, pieces: list[Piece], params: dict[str, float],
+def _from_pieces(name: str, spec: list[tuple[float, float, tuple[float, ...]]],
+                 make_pieces: Callable[[], list[Piece]], params: dict[str, float],
                  odd: bool = False) -> Activation:
     """Build an activation from its pieces; kinks and jumps are read off the pieces.
+
+    ``spec`` lists each piece as ``(lo, hi, ascending coefficients)`` in floats: the numeric
+    functions, kinks and jumps come from it, without SymPy. ``make_pieces`` returns the same
+    pieces as :class:`Piece` with SymPy polynomials; it runs when ``pieces`` or ``mp_fn`` is
+    first read (the symbolic and mpmath paths). ``tests/ntk/test_startup.py`` checks that the
+    two descriptions agree.
 
     The derivatives are those of the pieces, so at a kink they take the right piece's value
     and the second derivative leaves out the Dirac mass (it is the almost-everywhere one).
     """
-    pieces_t = tuple(pieces)
-    derivs = [Piece(p.lo, p.hi, sympy.diff(p.poly, _X)) for p in pieces_t]
-    second = [Piece(p.lo, p.hi, sympy.diff(p.poly, _X, 2)) for p in pieces_t]
+    his = [hi for _, hi, _ in spec[:-1]]
+    polys = [_normalised(c) for _, _, c in spec]
+    derivs = [_poly_derivative(c) for c in polys]
+    second = [_poly_derivative(c) for c in derivs]
     breakpoints = []
     has_jumps = False
-    for left, right in itertools.pairwise(pieces_t):
-        b = left.hi
-        value_gap = float(left.poly.subs(_X, b) - right.poly.subs(_X, b))
-        slope_gap = float(sympy.diff(left.poly, _X).subs(_X, b)
-                          - sympy.diff(right.poly, _X).subs(_X, b))
+    for k in range(len(spec) - 1):
+        b = spec[k][1]
+        value_gap = _poly_value(polys[k], b) - _poly_value(polys[k + 1], b)
+        slope_gap = _poly_value(derivs[k], b) - _poly_value(derivs[k + 1], b)
         if value_gap != 0.0:
             has_jumps = True
         if value_gap != 0.0 or slope_gap != 0.0:
             breakpoints.append(float(b))
+    pieces = functools.cache(lambda: tuple(make_pieces()))
     return Activation(
-        name=name, fn=_piecewise_fn(pieces_t), derivative=_piecewise_fn(derivs),
+        name=name, fn=_piecewise_fn(his, polys), derivative=_piecewise_fn(his, derivs),
         breakpoints=tuple(breakpoints), has_jumps=has_jumps, odd=odd,
-        mp_fn=piecewise_mp(pieces_t), pieces=pieces_t, params=params,
+        mp_fn=_Deferred(lambda: piecewise_mp(pieces())), pieces=_Deferred(pieces),
+        params=params,
         # A jump makes sigma'' a derivative of a Dirac mass: no curvature to report.
-        second_derivative=None if has_jumps else _piecewise_fn(second))
+        second_derivative=None if has_jumps else _piecewise_fn(his, second))
 
 
 _INF = math.inf
 
 
+def _sympy():
+    import sympy
+
+    return sympy
+
+
 def _relu(params):
-    return _from_pieces("relu", [Piece(-_INF, 0.0, sympy.Integer(0)), Piece(0.0, _INF, _X)],
-                        params)
+    def pieces():
+        sympy, x = _sympy(), _symbols()[0]
+        return [Piece(-_INF, 0.0, sympy.Integer(0)), Piece(0.0, _INF, x)]
+    return _from_pieces("relu", [(-_INF, 0.0, (0,)), (0.0, _INF, (0, 1))], pieces, params)
 
 
 def _lrelu(params):
     a = params["a"]
     name = f"lrelu:a={_fmt(a)}"
-    return _from_pieces(name, [Piece(-_INF, 0.0, sympy.Float(a) * _X), Piece(0.0, _INF, _X)],
-                        params)
+
+    def pieces():
+        sympy, x = _sympy(), _symbols()[0]
+        return [Piece(-_INF, 0.0, sympy.Float(a) * x), Piece(0.0, _INF, x)]
+    return _from_pieces(name, [(-_INF, 0.0, (0, a)), (0.0, _INF, (0, 1))], pieces, params)
 
 
 def _abs(params):
-    return _from_pieces("abs", [Piece(-_INF, 0.0, -_X), Piece(0.0, _INF, _X)], params)
+    def pieces():
+        x = _symbols()[0]
+        return [Piece(-_INF, 0.0, -x), Piece(0.0, _INF, x)]
+    return _from_pieces("abs", [(-_INF, 0.0, (0, -1)), (0.0, _INF, (0, 1))], pieces, params)
 
 
 def _sign(params):
-    return _from_pieces("sign", [Piece(-_INF, 0.0, sympy.Integer(-1)),
-                                 Piece(0.0, _INF, sympy.Integer(1))], params, odd=True)
+    def pieces():
+        sympy = _sympy()
+        return [Piece(-_INF, 0.0, sympy.Integer(-1)), Piece(0.0, _INF, sympy.Integer(1))]
+    return _from_pieces("sign", [(-_INF, 0.0, (-1,)), (0.0, _INF, (1,))], pieces, params,
+                        odd=True)
 
 
 def _quad(params):
-    return _from_pieces("quad", [Piece(-_INF, _INF, _X**2)], params)
+    def pieces():
+        x = _symbols()[0]
+        return [Piece(-_INF, _INF, x**2)]
+    return _from_pieces("quad", [(-_INF, _INF, (0, 0, 1))], pieces, params)
 
 
 def _check_thresholds(kind: str, params: dict[str, float]) -> None:
@@ -257,22 +403,34 @@ def _binary(params):
     _check_thresholds("binary", params)
     s1, s2, b = params["s1"], params["s2"], params["b"]
     name = f"binary:s1={_fmt(s1)},s2={_fmt(s2)},b={_fmt(b)}"
-    bb = sympy.Float(b)
-    pieces = [Piece(-_INF, s1, bb), Piece(s1, s2, sympy.Integer(0)), Piece(s2, _INF, bb)]
+
+    def pieces():
+        sympy = _sympy()
+        bb = sympy.Float(b)
+        if s1 == s2:
+            return [Piece(-_INF, s1, bb), Piece(s2, _INF, bb)]
+        return [Piece(-_INF, s1, bb), Piece(s1, s2, sympy.Integer(0)), Piece(s2, _INF, bb)]
+    spec = [(-_INF, s1, (b,)), (s1, s2, (0,)), (s2, _INF, (b,))]
     if s1 == s2:
-        pieces = [Piece(-_INF, s1, bb), Piece(s2, _INF, bb)]
-    return _from_pieces(name, pieces, params)
+        spec = [(-_INF, s1, (b,)), (s2, _INF, (b,))]
+    return _from_pieces(name, spec, pieces, params)
 
 
 def _ternary(params):
     _check_thresholds("ternary", params)
     s1, s2, b = params["s1"], params["s2"], params["b"]
     name = f"ternary:s1={_fmt(s1)},s2={_fmt(s2)},b={_fmt(b)}"
-    bb = sympy.Float(b)
-    pieces = [Piece(-_INF, s1, -bb), Piece(s1, s2, sympy.Integer(0)), Piece(s2, _INF, bb)]
+
+    def pieces():
+        sympy = _sympy()
+        bb = sympy.Float(b)
+        if s1 == s2:
+            return [Piece(-_INF, s1, -bb), Piece(s2, _INF, bb)]
+        return [Piece(-_INF, s1, -bb), Piece(s1, s2, sympy.Integer(0)), Piece(s2, _INF, bb)]
+    spec = [(-_INF, s1, (-b,)), (s1, s2, (0,)), (s2, _INF, (b,))]
     if s1 == s2:
-        pieces = [Piece(-_INF, s1, -bb), Piece(s2, _INF, bb)]
-    return _from_pieces(name, pieces, params, odd=(s1 == -s2))
+        spec = [(-_INF, s1, (-b,)), (s2, _INF, (b,))]
+    return _from_pieces(name, spec, pieces, params, odd=(s1 == -s2))
 
 
 def step_activation(thresholds: Sequence[float], levels: Sequence[float]) -> Activation:
@@ -298,36 +456,54 @@ def step_activation(thresholds: Sequence[float], levels: Sequence[float]) -> Act
     if any(b <= a for a, b in itertools.pairwise(th)):
         raise ValueError(f"thresholds must be strictly ascending, got {th}")
     edges = [-_INF, *th, _INF]
-    pieces = [Piece(lo, hi, sympy.Float(v)) for lo, hi, v in zip(edges[:-1], edges[1:], lv,
-                                                                  strict=True)]
+    bounds = list(zip(edges[:-1], edges[1:], lv, strict=True))
+
+    def pieces():
+        sympy = _sympy()
+        return [Piece(lo, hi, sympy.Float(v)) for lo, hi, v in bounds]
+    spec = [(lo, hi, (v,)) for lo, hi, v in bounds]
     odd = th == [-t for t in reversed(th)] and lv == [-v for v in reversed(lv)]
     name = "steps:t=[" + ",".join(map(_fmt, th)) + "],v=[" + ",".join(map(_fmt, lv)) + "]"
     params = {f"t{j}": t for j, t in enumerate(th)} | {f"v{j}": v for j, v in enumerate(lv)}
-    return _from_pieces(name, pieces, params, odd=odd)
+    return _from_pieces(name, spec, pieces, params, odd=odd)
 
 
-# Closed forms of the smooth activations (xi ~ N(0, 1)); derivations in docs of ClosedForm.
-_t = _TAU
-_SIN = ClosedForm(M=sympy.Integer(0), N=_t * sympy.exp(-_t**2 / 2),
-                  S=(1 - sympy.exp(-2 * _t**2)) / 2, P=(1 + sympy.exp(-2 * _t**2)) / 2)
-_COS = ClosedForm(M=sympy.exp(-_t**2 / 2), N=sympy.Integer(0),
-                  S=(1 + sympy.exp(-2 * _t**2)) / 2, P=(1 - sympy.exp(-2 * _t**2)) / 2)
-# erf: E[xi erf(tau xi)] = tau E[erf'(tau xi)];  E[erf(a xi)^2] = (2/pi) asin(2a^2/(1+2a^2)).
-_ERF = ClosedForm(
-    M=sympy.Integer(0),
-    N=2 * _t / sympy.sqrt(sympy.pi * (1 + 2 * _t**2)),
-    S=2 / sympy.pi * sympy.asin(2 * _t**2 / (1 + 2 * _t**2)),
-    P=4 / (sympy.pi * sympy.sqrt(1 + 4 * _t**2)))
-# gelu = x Phi(x).  Stein's lemma with E[Phi(a xi)^2] = 1/4 + asin(a^2/(1+a^2))/(2 pi),
-# E[phi(a xi)^2] = 1/(2 pi sqrt(1+2a^2)) and E[xi Phi(a xi) phi(a xi)] = a/(2 pi (1+a^2)
-# sqrt(1+2a^2)) gives the four integrals below.
-_GELU_PHI2 = sympy.Rational(1, 4) + sympy.asin(_t**2 / (1 + _t**2)) / (2 * sympy.pi)
-_GELU_CROSS = _t**2 / (sympy.pi * (1 + _t**2) * sympy.sqrt(1 + 2 * _t**2))
-_GELU = ClosedForm(
-    M=_t**2 / sympy.sqrt(2 * sympy.pi * (1 + _t**2)),
-    N=_t / 2,
-    S=_t**2 * (_GELU_PHI2 + _GELU_CROSS),
-    P=_GELU_PHI2 + _GELU_CROSS + _t**2 / (2 * sympy.pi * (1 + 2 * _t**2) ** sympy.Rational(3, 2)))
+@functools.cache
+def _closed_forms() -> dict[str, ClosedForm]:
+    """Closed forms of the smooth activations (xi ~ N(0, 1)); derivations in docs of
+    ClosedForm. Built on first use (SymPy)."""
+    import sympy
+
+    _t = _symbols()[1]
+    sin = ClosedForm(M=sympy.Integer(0), N=_t * sympy.exp(-_t**2 / 2),
+                     S=(1 - sympy.exp(-2 * _t**2)) / 2, P=(1 + sympy.exp(-2 * _t**2)) / 2)
+    cos = ClosedForm(M=sympy.exp(-_t**2 / 2), N=sympy.Integer(0),
+                     S=(1 + sympy.exp(-2 * _t**2)) / 2, P=(1 - sympy.exp(-2 * _t**2)) / 2)
+    # erf: E[xi erf(tau xi)] = tau E[erf'(tau xi)];  E[erf(a xi)^2] = (2/pi) asin(2a^2/(1+2a^2)).
+    erf = ClosedForm(
+        M=sympy.Integer(0),
+        N=2 * _t / sympy.sqrt(sympy.pi * (1 + 2 * _t**2)),
+        S=2 / sympy.pi * sympy.asin(2 * _t**2 / (1 + 2 * _t**2)),
+        P=4 / (sympy.pi * sympy.sqrt(1 + 4 * _t**2)))
+    # gelu = x Phi(x).  Stein's lemma with E[Phi(a xi)^2] = 1/4 + asin(a^2/(1+a^2))/(2 pi),
+    # E[phi(a xi)^2] = 1/(2 pi sqrt(1+2a^2)) and E[xi Phi(a xi) phi(a xi)] = a/(2 pi (1+a^2)
+    # sqrt(1+2a^2)) gives the four integrals below.
+    gelu_phi2 = sympy.Rational(1, 4) + sympy.asin(_t**2 / (1 + _t**2)) / (2 * sympy.pi)
+    gelu_cross = _t**2 / (sympy.pi * (1 + _t**2) * sympy.sqrt(1 + 2 * _t**2))
+    gelu = ClosedForm(
+        M=_t**2 / sympy.sqrt(2 * sympy.pi * (1 + _t**2)),
+        N=_t / 2,
+        S=_t**2 * (gelu_phi2 + gelu_cross),
+        P=gelu_phi2 + gelu_cross + _t**2 / (2 * sympy.pi * (1 + 2 * _t**2)
+                                            ** sympy.Rational(3, 2)))
+    return {"sin": sin, "cos": cos, "erf": erf, "gelu": gelu}
+
+
+@functools.cache
+def _mpmath():
+    import mpmath
+
+    return mpmath
 
 
 def _phi(x):
@@ -335,19 +511,31 @@ def _phi(x):
 
 
 def _ndtr_mp(x):
+    mpmath = _mpmath()
     return (1 + mpmath.erf(x / mpmath.sqrt(2))) / 2
 
 
-def _smooth(name, fn, derivative, second_derivative, mp_fn, closed_form=None, odd=False):
+def _smooth(name, fn, derivative, second_derivative, mp_fn, closed_form=False, odd=False):
+    """``mp_fn``: returns the mpmath function (called on first use); ``closed_form``: whether
+    ``_closed_forms()`` has one under ``name``."""
     def make(params):
-        return Activation(name=name, fn=fn, derivative=derivative, mp_fn=mp_fn,
-                          closed_form=closed_form, odd=odd, params=params,
-                          second_derivative=second_derivative)
+        return Activation(
+            name=name, fn=fn, derivative=derivative, mp_fn=_Deferred(mp_fn),
+            closed_form=_Deferred(lambda: _closed_forms()[name]) if closed_form else None,
+            odd=odd, params=params, second_derivative=second_derivative)
     return make
 
 
+def _erf_np(x):
+    return _special().erf(x)
+
+
+def _ndtr_np(x):
+    return _special().ndtr(x)
+
+
 def _sigmoid_np(x):
-    return special.expit(x)
+    return _special().expit(x)
 
 
 def _tanh_dd(x):
@@ -381,24 +569,24 @@ _FACTORIES: dict[str, tuple[dict[str, float], Callable[[dict[str, float]], Activ
     "binary": ({"s1": -1.0, "s2": 1.0, "b": 1.0}, _binary),
     "ternary": ({"s1": -1.0, "s2": 1.0, "b": 1.0}, _ternary),
     "tanh": ({}, _smooth("tanh", np.tanh, lambda x: 1 - np.tanh(x) ** 2, _tanh_dd,
-                         mpmath.tanh, odd=True)),
-    "erf": ({}, _smooth("erf", special.erf,
+                         lambda: _mpmath().tanh, odd=True)),
+    "erf": ({}, _smooth("erf", _erf_np,
                         lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x),
-                        lambda x: -4 / math.sqrt(math.pi) * x * np.exp(-x * x), mpmath.erf,
-                        closed_form=_ERF, odd=True)),
-    "sin": ({}, _smooth("sin", np.sin, np.cos, lambda x: -np.sin(x), mpmath.sin,
-                        closed_form=_SIN, odd=True)),
-    "cos": ({}, _smooth("cos", np.cos, lambda x: -np.sin(x), lambda x: -np.cos(x), mpmath.cos,
-                        closed_form=_COS)),
-    "gelu": ({}, _smooth("gelu", lambda x: x * special.ndtr(x),
-                         lambda x: special.ndtr(x) + x * _phi(x), _gelu_dd,
-                         lambda x: x * _ndtr_mp(x), closed_form=_GELU)),
+                        lambda x: -4 / math.sqrt(math.pi) * x * np.exp(-x * x),
+                        lambda: _mpmath().erf, closed_form=True, odd=True)),
+    "sin": ({}, _smooth("sin", np.sin, np.cos, lambda x: -np.sin(x), lambda: _mpmath().sin,
+                        closed_form=True, odd=True)),
+    "cos": ({}, _smooth("cos", np.cos, lambda x: -np.sin(x), lambda x: -np.cos(x),
+                        lambda: _mpmath().cos, closed_form=True)),
+    "gelu": ({}, _smooth("gelu", lambda x: x * _ndtr_np(x),
+                         lambda x: _ndtr_np(x) + x * _phi(x), _gelu_dd,
+                         lambda: lambda x: x * _ndtr_mp(x), closed_form=True)),
     "swish": ({}, _smooth("swish", lambda x: x * _sigmoid_np(x),
                           lambda x: _sigmoid_np(x) * (1 + x * (1 - _sigmoid_np(x))), _swish_dd,
-                          lambda x: x / (1 + mpmath.exp(-x)))),
+                          lambda: lambda x: x / (1 + _mpmath().exp(-x)))),
     "sigmoid": ({}, _smooth("sigmoid", _sigmoid_np,
                             lambda x: _sigmoid_np(x) * (1 - _sigmoid_np(x)), _sigmoid_dd,
-                            lambda x: 1 / (1 + mpmath.exp(-x)))),
+                            lambda: lambda x: 1 / (1 + _mpmath().exp(-x)))),
 }
 
 #: Names of the catalogue activations.

@@ -27,20 +27,23 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import mpmath
 import numpy as np
-import sympy
 
-from ntk.activations import Activation, Piece, activation, piecewise_mp
+from ntk.activations import Activation, Piece, _symbols, activation, piecewise_mp
 from ntk.quadrature import gaussian_rule
+
+if TYPE_CHECKING:
+    import sympy
+
+# mpmath and SymPy are imported by the paths that use them (``symbolic``, ``mpmath``), not with
+# this module: ``auto`` / ``quad`` needs neither.
 
 __all__ = ["METHODS", "ActivationConstants", "activation_constants", "tau_chain"]
 
 METHODS = ("auto", "quad", "symbolic", "mpmath")
 
-_X = sympy.Symbol("x", real=True)
-_TAU = sympy.Symbol("tau", positive=True)
 _MP_DPS = 30
 
 
@@ -158,6 +161,10 @@ def _quad_constants(act: Activation, tau: float) -> dict[str, float]:
 # -- mpmath path -------------------------------------------------------------------------------
 
 def _mp_derivative(act: Activation):
+    import mpmath
+    import sympy
+
+    _X = _symbols()[0]
     if act.pieces is not None:
         return piecewise_mp([Piece(p.lo, p.hi, sympy.diff(p.poly, _X)) for p in act.pieces])
     fn = _mp_fn(act)
@@ -165,12 +172,16 @@ def _mp_derivative(act: Activation):
 
 
 def _mp_fn(act: Activation):
+    import mpmath
+
     if act.mp_fn is not None:
         return act.mp_fn
     return lambda x: mpmath.mpf(float(act.fn(np.array([float(x)]))[0]))
 
 
 def _mpmath_constants(act: Activation, tau: float) -> dict[str, float]:
+    import mpmath
+
     with mpmath.workdps(_MP_DPS):
         t = mpmath.mpf(tau)
         fn = _mp_fn(act)
@@ -205,6 +216,8 @@ def _gauss_moment(k: int, a, b) -> sympy.Expr:
     Recursion: I_k = [-x^(k-1) phi(x)]_a^b + (k - 1) I_(k-2), I_0 = Phi(b) - Phi(a),
     I_1 = phi(a) - phi(b); boundary terms vanish at infinity.
     """
+    import sympy
+
     def phi(x):
         return sympy.exp(-x**2 / 2) / sympy.sqrt(2 * sympy.pi)
 
@@ -228,6 +241,9 @@ def _gauss_moment(k: int, a, b) -> sympy.Expr:
 def _piece_expectation(pieces, weight_power: int, square: bool = False,
                        derivative: bool = False) -> sympy.Expr:
     """E[xi^weight_power g(tau xi)] for g = sigma, sigma^2, sigma' or sigma'^2 piecewise."""
+    import sympy
+
+    _X, _TAU = _symbols()
     total = sympy.Integer(0)
     for piece in pieces:
         poly = sympy.diff(piece.poly, _X) if derivative else piece.poly
@@ -245,6 +261,9 @@ def _piece_expectation(pieces, weight_power: int, square: bool = False,
 @functools.lru_cache(maxsize=256)
 def _symbolic_functions(act: Activation):
     """Lambdified constants (mpmath) of one activation as functions of tau (cached)."""
+    import sympy
+
+    _TAU = _symbols()[1]
     if act.pieces is not None:
         M = _piece_expectation(act.pieces, 0)
         N = _piece_expectation(act.pieces, 1)
@@ -272,6 +291,8 @@ def _symbolic_functions(act: Activation):
 
 
 def _symbolic_constants(act: Activation, tau: float) -> dict[str, float]:
+    import mpmath
+
     funcs = _symbolic_functions(act)
     with mpmath.workdps(_MP_DPS):
         t = mpmath.mpf(tau)

@@ -7,42 +7,44 @@ import os
 # convolutions, see nets.layers) need; a user's own setting wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+# The submodules load on first use of a name (PEP 562): `ntklc --help` and light commands
+# do not import NumPy, SciPy, SymPy, Numba, matplotlib or dask.
+import importlib
 
-from validation.activations import (
-    ActivationsResult,
-    activation_accuracy,
-    activations_experiment,
-)
-from validation.compression import (
-    CompressionSpectra,
-    compression_report,
-    compression_spectra,
-)
-from validation.datasource import (
-    DataSample,
-    DataSource,
-    TrainingSet,
-    parse_classes,
-    read_npz,
-)
-from validation.experiments import (
-    ConvergenceResult,
-    KurtosisResult,
-    SpectrumResult,
-    convergence_experiment,
-    data_convergence_errors,
-    kurtosis_experiment,
-    network_activations,
-    spectrum_experiment,
-)
-from validation.realdata import (
-    RealDataResult,
-    cnn_features_experiment,
-    ntklc_real_experiment,
-)
-from validation.sweeps import SweepRun, SweepSpec, load_spec, parse_spec, run_sweep
-from validation.tasks import EXPERIMENTS, Experiment, Param
-from validation.train import TrainResult, train_model
+_EXPORTS = {
+    "ActivationsResult": "validation.activations",
+    "activation_accuracy": "validation.activations",
+    "activations_experiment": "validation.activations",
+    "CompressionSpectra": "validation.compression",
+    "compression_report": "validation.compression",
+    "compression_spectra": "validation.compression",
+    "DataSample": "validation.datasource",
+    "DataSource": "validation.datasource",
+    "TrainingSet": "validation.datasource",
+    "parse_classes": "validation.datasource",
+    "read_npz": "validation.datasource",
+    "ConvergenceResult": "validation.experiments",
+    "KurtosisResult": "validation.experiments",
+    "SpectrumResult": "validation.experiments",
+    "convergence_experiment": "validation.experiments",
+    "data_convergence_errors": "validation.experiments",
+    "kurtosis_experiment": "validation.experiments",
+    "network_activations": "validation.experiments",
+    "spectrum_experiment": "validation.experiments",
+    "RealDataResult": "validation.realdata",
+    "cnn_features_experiment": "validation.realdata",
+    "ntklc_real_experiment": "validation.realdata",
+    "SweepRun": "validation.sweeps",
+    "SweepSpec": "validation.sweeps",
+    "load_spec": "validation.sweeps",
+    "parse_spec": "validation.sweeps",
+    "run_sweep": "validation.sweeps",
+    "EXPERIMENTS": "validation.tasks",
+    "Experiment": "validation.tasks",
+    "Param": "validation.tasks",
+    "TrainResult": "validation.train",
+    "train_model": "validation.train",
+}
 
 __all__ = [
     "EXPERIMENTS",
@@ -78,3 +80,16 @@ __all__ = [
     "spectrum_experiment",
     "train_model",
 ]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -11,28 +11,20 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ntk import METHODS, activation, activation_constants
-from solvers import FAMILIES
-from validation.compression import compression_report, compression_spectra
-from validation.datasource import DataSource, parse_classes
-from validation.experiments import (
-    KERNELS,
-    REFERENCES,
-    convergence_experiment,
-    kurtosis_experiment,
-    network_activations,
-    spectrum_experiment,
-)
-from validation.figures import (
-    plot_accuracy_memory,
-    plot_activations,
-    plot_compress_compare,
-    plot_compression_spectra,
-    plot_convergence,
-    plot_neighbourhood,
-    plot_spectrum,
-)
+if TYPE_CHECKING:
+    from validation.datasource import DataSource
+
+# Only the standard library at import time: `ntklc --help` and `ntklc constants` must start
+# fast. Each command imports what it runs (SymPy, Numba, SciPy, matplotlib, dask...).
+
+# Choices of the parser, spelled out here so that building it imports nothing heavy;
+# tests/validation/test_cli.py checks that they equal the library's own tuples.
+METHODS = ("auto", "quad", "symbolic", "mpmath")  # ntk.constants.METHODS
+FAMILIES = ("auto", "levels", "symmetric", "binary")  # solvers.ternarize.FAMILIES
+KERNELS = ("ck", "ntk")  # validation.experiments.KERNELS
+REFERENCES = ("exact", "mc")  # validation.experiments.REFERENCES
 
 __all__ = ["main"]
 
@@ -92,6 +84,9 @@ def _write_results(out: Path, name: str, payload: dict) -> None:
 
 
 def _cmd_constants(args) -> None:
+    from ntk.activations import activation
+    from ntk.constants import activation_constants
+
     c = activation_constants(activation(args.act), args.tau, args.method)
     payload = {"activation": activation(args.act).name, **c.as_dict()}
     lines = [f"{payload['activation']} at tau = {c.tau:g} ({c.method})"]
@@ -123,6 +118,8 @@ def _data_source(args) -> DataSource | None:
     Raises:
         ValueError: --classes or --data-dir without --data or --features.
     """
+    from validation.datasource import DataSource, parse_classes
+
     if not args.data and not args.features:
         for flag, value in (("--classes", args.classes), ("--data-dir", args.data_dir)):
             if value is not None:
@@ -150,6 +147,9 @@ def _numbers(values) -> str:
 
 
 def _cmd_spectrum(args) -> None:
+    from validation.experiments import network_activations, spectrum_experiment
+    from validation.figures import plot_spectrum
+
     acts = network_activations(args.act, args.layers)
     r = spectrum_experiment(acts, args.n, args.p, kernel=args.kernel, reference=args.reference,
                             weights=args.weights, width=args.width, draws=args.draws,
@@ -171,6 +171,9 @@ def _cmd_spectrum(args) -> None:
 
 
 def _cmd_convergence(args) -> None:
+    from validation.experiments import convergence_experiment, network_activations
+    from validation.figures import plot_convergence
+
     acts = network_activations(args.act, args.layers)
     r = convergence_experiment(acts, args.ns, kernel=args.kernel, seeds=args.seeds,
                                progress=_show_progress(args), data=_data_source(args))
@@ -209,6 +212,10 @@ def _float_list(text: str) -> list[float]:
 
 
 def _cmd_compare(args) -> None:
+    from validation.compression import compression_spectra
+    from validation.experiments import network_activations
+    from validation.figures import plot_compression_spectra
+
     acts = network_activations(args.act, args.layers)
     r = compression_spectra(acts, n=args.n, eps_values=args.eps, width=args.width,
                             draws=args.draws, seed=args.seed, progress=_show_progress(args),
@@ -245,6 +252,8 @@ def _compare_rows(r) -> list[str]:
 
 
 def _cmd_kurtosis(args) -> None:
+    from validation.experiments import kurtosis_experiment
+
     r = kurtosis_experiment(args.weights, args.act, p=args.p, n=args.n, width=args.width,
                             draws=args.draws, seed=args.seed, progress=_show_progress(args),
                             data=_data_source(args))
@@ -268,6 +277,9 @@ def _kurtosis_lines(r) -> list[str]:
 
 
 def _cmd_compress(args) -> None:
+    from validation.compression import compression_report
+    from validation.experiments import network_activations
+
     acts = network_activations(args.act, args.layers)
     result, payload = compression_report(acts, args.tau0, eps=args.eps,
                                          max_levels=args.max_levels,
@@ -298,6 +310,7 @@ EXPERIMENTS = ("ntklc-real", "compress-compare", "activations", "universality")
 
 
 def _cmd_experiment(args) -> None:
+    from validation.figures import plot_accuracy_memory
     from validation.realdata import run_ntklc_real
 
     if args.name not in EXPERIMENTS:
@@ -339,6 +352,7 @@ def _percent(value) -> str:
 
 def _activations(args) -> int:
     from validation.activations import activations_experiment
+    from validation.figures import plot_activations
 
     try:
         r = activations_experiment(args.data, args.acts, args.eps or (0.0, 0.9, 0.99),
@@ -430,6 +444,7 @@ _ROUND_TRIP = {True: "exact", False: "FAILED", None: "-"}
 
 def _compress_compare(args) -> None:
     from validation.compress_compare import compress_compare
+    from validation.figures import plot_compress_compare, plot_neighbourhood
 
     data = _DATA_NAMES[args.data]
     r = compress_compare(data, args.model, quick=args.quick, model_path=args.model_path,

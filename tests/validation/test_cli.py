@@ -27,6 +27,16 @@ def test_constants_json(capsys):
                                           abs=1e-13)
 
 
+def test_parser_choices_are_the_library_ones():
+    # The parser spells its choices out so that it imports nothing heavy (fast start-up).
+    from ntk.constants import METHODS
+    from solvers.ternarize import FAMILIES
+    from validation import cli, experiments
+
+    assert cli.METHODS == METHODS and cli.FAMILIES == FAMILIES
+    assert cli.KERNELS == experiments.KERNELS and cli.REFERENCES == experiments.REFERENCES
+
+
 def test_spectrum_json_and_figure(capsys, tmp_path):
     payload = run_json(capsys, ["spectrum", "--act", "relu", "--layers", "2", "--n", "120",
                                 "--out", str(tmp_path)])
