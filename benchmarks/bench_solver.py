@@ -1,7 +1,9 @@
 """The project's deterministic NTK-LC solver against a random-restart SLSQP baseline, in one run.
 
-Run: ``.venv/bin/python benchmarks/bench_solver.py [--quick] [--restarts N] [--repeat R]``
-(a benchmark run on demand, not a test; about 1-2 minutes with the defaults on 2 cores).
+Run: ``.venv/bin/python benchmarks/bench_solver.py [--quick] [--restarts N] [--repeat R]
+[--solver-only]`` (a benchmark run on demand, not a test; about 1-2 minutes with the defaults on
+2 cores). The first table times the project solver cold (caches cleared), on a second call
+(memoised) and with memoisation off, per layer and for whole networks.
 
 Layers (spec section 7), for a ReLU network with input scale tau_0 = 1:
 
@@ -49,8 +51,9 @@ from scipy import optimize
 
 from ntk.activations import activation
 from ntk.constants import ActivationConstants, activation_constants, tau_chain
+from solvers import ternarize
 from solvers.steps import step_constants
-from solvers.ternarize import solve_hidden_layer, solve_output_layer
+from solvers.ternarize import compress_network, solve_hidden_layer, solve_output_layer
 
 #: Seed of the baseline's random starts.
 SEED = 0
@@ -173,6 +176,47 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+def solver_timings(repeat: int) -> None:
+    """Cold (caches cleared) and warm (second call) wall times of the project solver."""
+    relu = activation("relu")
+    hidden_t = activation_constants("relu", 1.0)
+    output_t = tau_chain(["relu"] * 3, 1.0)[2]
+    cases = [
+        ("hidden ReLU layer (L1, tau=1)", lambda: solve_hidden_layer(
+            relu, hidden_t, hidden_t.tau, False, 32, 1, match_d3=True)),
+        (f"output ReLU layer (L3 of 3, tau={output_t.tau:.4f})", lambda: solve_output_layer(
+            output_t, output_t.tau, gauge=1.0, max_levels=32, symmetric=False)),
+        ("compress_network(['relu'] * 3, 1.0)", lambda: compress_network(["relu"] * 3, 1.0)),
+        ("compress_network(['tanh'] * 3, 1.0)", lambda: compress_network(["tanh"] * 3, 1.0)),
+    ]
+    compress_network(["relu"], 1.0)  # imports and first-use compilation outside the timings
+    print("| solve | cold (first call) | second call | cold, no memoisation | levels |")
+    print("|---|---:|---:|---:|---|")
+    for label, fn in cases:
+        cold = math.inf
+        for _ in range(repeat):
+            ternarize.clear_caches()
+            start = time.perf_counter()
+            out = fn()
+            cold = min(cold, time.perf_counter() - start)
+        warm, out = best_time(fn, repeat)
+        ternarize.MEMOISE = False
+        try:
+            ternarize.clear_caches()
+            plain, _ = best_time(fn, 1)
+        finally:
+            ternarize.MEMOISE = True
+        layers = out.layers if hasattr(out, "layers") else (out,)
+        levels = ", ".join(str(layer.step.n_levels) for layer in layers)
+        print(f"| {label} | {fmt_time(cold)} | {warm * 1e3:.2f} ms | {fmt_time(plain)} | "
+              f"{levels} |")
+    print()
+    print("- cold: caches cleared before each call (best of --repeat); second call: the same "
+          "call again (memoised threshold chains, candidates, step activations); no "
+          "memoisation: `solvers.ternarize.MEMOISE = False`, the un-memoised path.")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--restarts", type=int, default=1000,
@@ -180,6 +224,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 restarts (smoke test)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="timed calls of the project solver per layer (best is kept)")
+    parser.add_argument("--solver-only", action="store_true",
+                        help="only the project solver's cold / second-call timings")
     args = parser.parse_args()
     restarts = 100 if args.quick else args.restarts
     if restarts < 1 or args.repeat < 1:
@@ -219,6 +265,9 @@ def main() -> None:
           f"; baseline: SLSQP {SLSQP_OPTIONS}, {restarts} uniform random starts (seed {SEED}); "
           f"project: best of {args.repeat} calls")
     print()
+    solver_timings(args.repeat)
+    if args.solver_only:
+        return
 
     # Project solver.
     t_hidden, sol_h = best_time(lambda: solve_hidden_layer(relu, hidden_t, tau_h, False, 32, 1,

@@ -118,25 +118,71 @@ def min_variance(structure: LevelStructure, z: np.ndarray, c1: float, c2: float
     P, a, b = level_projections(z)
     if np.any(P <= 1e-300):
         return None
-    S = structure.basis()
-    R = structure.rows(P, a, b) @ S
-    Dr = S.T @ (P[:, None] * S)
-    Dinv_Rt = np.linalg.solve(Dr, R.T)
-    M = R @ Dinv_Rt
-    t = structure.targets(c1, c2)
-    try:
-        lam = np.linalg.solve(M, t)
-    except np.linalg.LinAlgError:
+    if structure.symmetric:
+        # S = antisymmetric basis: S^T D S = diag(P_j + P_{k-1-j}) and R S = a_{k-1-j} - a_j,
+        # so M = R S (S^T D S)^-1 S^T R^T is a scalar (the generic form, written out).
+        h = structure.k // 2
+        d = P[:h] + P[::-1][:h]
+        r = a[::-1][:h] - a[:h]
+        m = float(np.sum(r * r / d))
+        if not (math.isfinite(m) and m > 0):
+            return None
+        lam0 = c1 / m
+        u = r * (lam0 / d)
+        v = np.zeros(structure.k)
+        v[:h] = -u
+        v[::-1][:h] = u
+        var = float(c1 * lam0)
+        if not var >= 0:
+            return None
+        return MinVariance(var=var, levels=v, lam=np.array([lam0, 0.0, 0.0]), P=P, a=a, b=b)
+    # General: R = [a, b, P], D = diag(P), M = R D^-1 R^T (3 x 3, written out; the a/b-P
+    # entries are sums of a and b, zero up to rounding).
+    ap, bp = a / P, b / P
+    m_aa, m_ab, m_bb = float(a @ ap), float(a @ bp), float(b @ bp)
+    m_ap, m_bp, m_pp = float(np.sum(a)), float(np.sum(b)), float(np.sum(P))
+    M = ((m_aa, m_ab, m_ap), (m_ab, m_bb, m_bp), (m_ap, m_bp, m_pp))
+    lam = _solve3(M, (c1, c2, 0.0))
+    if lam is None or not all(map(math.isfinite, lam)) or _cond_block(M) > 1e14:
         return None
-    if not np.all(np.isfinite(lam)) or np.linalg.cond(M) > 1e14:
-        return None
-    v = S @ (Dinv_Rt @ lam)
-    var = float(t @ lam)
+    v = lam[0] * ap + lam[1] * bp + lam[2]
+    var = c1 * lam[0] + c2 * lam[1]
     if not var >= 0:
         return None
-    full = np.zeros(3)
-    full[: lam.size] = lam
-    return MinVariance(var=var, levels=v, lam=full, P=P, a=a, b=b)
+    return MinVariance(var=float(var), levels=v, lam=np.array(lam), P=P, a=a, b=b)
+
+
+def _solve3(M, t) -> tuple[float, float, float] | None:
+    """Solve a 3 x 3 system by Gaussian elimination with partial pivoting (plain floats:
+    ``np.linalg.solve`` costs more than the arithmetic at this size)."""
+    A = [[*M[i], t[i]] for i in range(3)]
+    for col in range(3):
+        piv = max(range(col, 3), key=lambda r: abs(A[r][col]))
+        if A[piv][col] == 0.0:
+            return None
+        A[col], A[piv] = A[piv], A[col]
+        for r in range(col + 1, 3):
+            f = A[r][col] / A[col][col]
+            for c in range(col, 4):
+                A[r][c] -= f * A[col][c]
+    x2 = A[2][3] / A[2][2]
+    x1 = (A[1][3] - A[1][2] * x2) / A[1][1]
+    x0 = (A[0][3] - A[0][1] * x1 - A[0][2] * x2) / A[0][0]
+    return x0, x1, x2
+
+
+def _cond_block(M) -> float:
+    """2-norm condition number of M = [[A, e], [e^T, m_pp]] with e ~ rounding (e = sums of a
+    and b, exactly 0): the eigenvalues are those of the 2 x 2 block A (closed form) and m_pp,
+    moved by O(|e|^2) only."""
+    (m_aa, m_ab, _), (_, m_bb, _), (_, _, m_pp) = M
+    half_tr, half_diff = 0.5 * (m_aa + m_bb), 0.5 * (m_aa - m_bb)
+    big = half_tr + math.hypot(half_diff, m_ab)
+    if not big > 0:
+        return math.inf
+    small = (m_aa * m_bb - m_ab * m_ab) / big
+    lo, hi = min(abs(small), abs(m_pp)), max(big, abs(m_pp))
+    return hi / lo if lo > 0 else math.inf
 
 
 def _gradient_z(z: np.ndarray, mv: MinVariance) -> np.ndarray:

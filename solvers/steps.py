@@ -20,6 +20,7 @@ b_j = E[(xi^2 - 1) 1{level j}] and P_j, so that tau d1 = a.v, tau^2 d2 = b.v.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -45,6 +46,12 @@ def _check(thresholds: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.n
     return th, lv
 
 
+@functools.lru_cache(maxsize=1024)
+def _step_activation(thresholds: tuple[float, ...], levels: tuple[float, ...]) -> Activation:
+    """``step_activation``, memoised: equal step functions give one (immutable) object."""
+    return step_activation(thresholds, levels)
+
+
 def level_projections(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-level P_j, a_j = E[xi 1_j], b_j = E[(xi^2 - 1) 1_j] for standardised thresholds z.
 
@@ -55,9 +62,34 @@ def level_projections(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         ``(P, a, b)``, each (k,); they sum to 1, 0 and 0.
     """
     z = np.asarray(z, dtype=float)
+    n = z.size
     phi = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     zphi = z * phi
-    # Phi differences from whichever tail is more accurate.
+    # Phi differences from whichever tail is more accurate (the lower tail for a level whose
+    # upper edge is <= 0); the same operations as with padded edge arrays, fewer temporaries.
+    cdf = np.empty(n + 2)
+    cdf[0], cdf[-1] = 0.0, 1.0
+    special.ndtr(z, out=cdf[1:-1])
+    upper = np.empty(n + 2)
+    upper[0], upper[-1] = 1.0, 0.0
+    special.ndtr(-z, out=upper[1:-1])
+    P = upper[:-1] - upper[1:]
+    low = z <= 0
+    P[:-1][low] = cdf[1:-1][low] - cdf[:-2][low]
+    a = np.empty(n + 1)
+    a[0], a[-1] = -phi[0], phi[-1]
+    np.subtract(phi[:-1], phi[1:], out=a[1:-1])
+    b = np.empty(n + 1)
+    b[0], b[-1] = -zphi[0], zphi[-1]
+    np.subtract(zphi[:-1], zphi[1:], out=b[1:-1])
+    return P, a, b
+
+
+def _level_projections_padded(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The padded-array form of :func:`level_projections` (kept as its reference in tests)."""
+    z = np.asarray(z, dtype=float)
+    phi = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    zphi = z * phi
     cdf = special.ndtr(z)
     upper = special.ndtr(-z)
     cdf_edges = np.concatenate([[0.0], cdf, [1.0]])
@@ -116,7 +148,7 @@ class StepFunction:
 
     def activation(self) -> Activation:
         """The :class:`~ntk.activations.Activation` of this step function."""
-        return step_activation(self.thresholds, self.levels)
+        return _step_activation(tuple(self.thresholds), tuple(self.levels))
 
     def constants(self, tau: float) -> ActivationConstants:
         """Closed-form constants at input scale ``tau``."""

@@ -32,6 +32,7 @@ an error naming the condition.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -229,6 +230,55 @@ def _level_range(symmetric: bool, minimum: int, max_levels: int) -> range:
     return range(max(minimum, 2 if symmetric else 3), max_levels + 1)
 
 
+#: Memoise the pure parts of the solver (threshold optimisation, dense constants). Switch off
+#: (``solvers.ternarize.MEMOISE = False``) to recompute everything, e.g. as a reference.
+MEMOISE = True
+#: Significant digits of the target direction in the cache key of ``_optimal_thresholds``.
+_KEY_DIGITS = 12
+
+
+def clear_caches() -> None:
+    """Forget every memoised solve (benchmarks time cold calls with it)."""
+    from solvers.steps import _step_activation
+
+    _unit_thresholds.cache_clear()
+    _hidden_candidate_cached.cache_clear()
+    _step_activation.cache_clear()
+
+
+def _optimal_thresholds(structure: LevelStructure, c1: float, c2: float, k0: int,
+                        previous: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """``optimise_thresholds`` for k = ``structure.k`` levels, warm-started from the optimum at
+    k - 1 along the chain that starts (without a warm start) at k0 levels.
+
+    Var_min is homogeneous of degree 2 in the targets (c1, c2) and its minimiser depends only
+    on their direction, so the chain is solved (and memoised) for the unit direction, rounded
+    to ``_KEY_DIGITS`` digits, and Var_min is rescaled: layers whose targets differ only in
+    scale (ReLU at any depth, the hidden and the output layer) share one solve. With
+    ``MEMOISE`` off (or zero targets), ``optimise_thresholds`` runs on the raw targets from
+    ``previous`` (the caller's optimum at k - 1), as before.
+    """
+    scale = math.hypot(c1, 0.0 if structure.symmetric else c2)
+    if not MEMOISE or not (scale > 0 and math.isfinite(scale)):
+        return optimise_thresholds(structure, c1, c2, previous)
+    if structure.symmetric:
+        c2 = 0.0
+    u1, u2 = (float(f"{c / scale:.{_KEY_DIGITS}g}") + 0.0 for c in (c1, c2))
+    var, z = _unit_thresholds(structure.symmetric, u1, u2, k0, structure.k)
+    return var * scale**2, z
+
+
+@functools.lru_cache(maxsize=4096)
+def _unit_thresholds(symmetric: bool, u1: float, u2: float, k0: int, k: int
+                     ) -> tuple[float, np.ndarray]:
+    """The memoised chain of ``_optimal_thresholds`` for a unit target direction (read-only z)."""
+    previous = None if k == k0 else _unit_thresholds(symmetric, u1, u2, k0, k - 1)[1]
+    var, z = optimise_thresholds(LevelStructure(k, symmetric), u1, u2, previous)
+    z = np.array(z, dtype=float)
+    z.flags.writeable = False
+    return var, z
+
+
 # -- hidden layers ------------------------------------------------------------------------------
 
 def solve_hidden_layer(act: Activation, target: ActivationConstants, tau_c: float,
@@ -270,9 +320,10 @@ def solve_hidden_layer(act: Activation, target: ActivationConstants, tau_c: floa
     # Two free directions of levels beyond the linear conditions are needed for Var and d3.
     minimum = 6 if symmetric else 5
     previous, best_var, share_ok = None, math.inf, False
-    for k in _level_range(symmetric, minimum - 2, max_levels):
+    levels = _level_range(symmetric, minimum - 2, max_levels)
+    for k in levels:
         structure = LevelStructure(k, symmetric)
-        var, z = optimise_thresholds(structure, c1, c2, previous)
+        var, z = _optimal_thresholds(structure, c1, c2, levels.start, previous)
         previous, best_var = z, min(best_var, var)
         if var > var_t or k < minimum:
             continue
@@ -306,6 +357,28 @@ def _hidden_solution(step: StepFunction, target: ActivationConstants, tau_c: flo
 
 
 def _hidden_candidate(act, structure, z_opt, tau_c, c1, c2, var_t, e3_t, max_levels):
+    """:func:`_hidden_candidate_solve`, memoised (``MEMOISE``) on its arguments (z by value)."""
+    if not MEMOISE:
+        return _hidden_candidate_solve(act, structure, z_opt, tau_c, c1, c2, var_t, e3_t,
+                                       max_levels)
+    z_key = tuple(float(x) for x in z_opt)
+    return _hidden_candidate_cached(act, structure, z_key, tau_c, c1, c2, var_t, e3_t,
+                                    max_levels)
+
+
+@functools.lru_cache(maxsize=1024)
+def _hidden_candidate_cached(act, structure, z_key, tau_c, c1, c2, var_t, e3_t, max_levels):
+    found = _hidden_candidate_solve(act, structure, np.array(z_key), tau_c, c1, c2, var_t, e3_t,
+                                    max_levels)
+    if found is None:
+        return None
+    s, z, v = found
+    z, v = np.array(z, dtype=float), np.array(v, dtype=float)
+    z.flags.writeable = v.flags.writeable = False
+    return s, z, v
+
+
+def _hidden_candidate_solve(act, structure, z_opt, tau_c, c1, c2, var_t, e3_t, max_levels):
     """Exact (structure, thresholds, levels) for k = ``structure.k`` centroids, or ``None``.
 
     Tried in order: the ellipsoid of admissible levels at the Var_min-optimal thresholds, at
@@ -387,9 +460,10 @@ def _fit_variance(c1: float, c2: float, var_t: float, symmetric: bool, max_level
     smallest-variance fit at the largest feasible k with ``exact = False``.
     """
     previous, best = None, None
-    for k in _level_range(symmetric, 2, max_levels):
+    levels = _level_range(symmetric, 2, max_levels)
+    for k in levels:
         structure = LevelStructure(k, symmetric)
-        var, z = optimise_thresholds(structure, c1, c2, previous)
+        var, z = _optimal_thresholds(structure, c1, c2, levels.start, previous)
         previous = z
         if not math.isfinite(var):
             continue
