@@ -3,11 +3,10 @@ activations, and the relu path it shares with ntklc-real."""
 
 import itertools
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from offline_data import needs_mnist
 
 from nets import CompressedNetwork, DenseNetwork
 from solvers import compress_network
@@ -23,10 +22,6 @@ from validation.realdata import (
 from validation.sweeps import parse_spec, run_sweep
 from validation.tasks import EXPERIMENTS
 
-DATA = os.environ.get("NTKLC_DATA")
-needs_mnist = pytest.mark.skipif(
-    not DATA or not (Path(DATA) / "mnist").is_dir(),
-    reason="offline MNIST not found: set NTKLC_DATA to a folder with mnist/ (make test does)")
 #: Columns the sweep table adds to every row; a metric of the same name would overwrite them.
 _RESERVED = {"seed", "status", "error", "seconds", "worker"}
 

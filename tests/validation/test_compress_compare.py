@@ -1,17 +1,10 @@
 """ntklc experiment compress-compare: the quick run on offline MNIST, and its errors."""
 
 import json
-import os
-from pathlib import Path
 
-import pytest
+from offline_data import needs_mnist
 
 from validation.cli import main
-
-DATA = os.environ.get("NTKLC_DATA")
-needs_mnist = pytest.mark.skipif(
-    not DATA or not (Path(DATA) / "mnist").is_dir(),
-    reason="offline MNIST not found: set NTKLC_DATA to a folder with mnist/ (make test does)")
 
 METHODS = {"dense", "pruning", "uniform", "llc", "cet", "cet-plain", "l2", "rf-dense",
            "ntk-lc"}

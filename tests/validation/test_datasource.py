@@ -6,25 +6,15 @@ need the offline copies (NTKLC_DATA).
 
 import json
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
+from offline_data import needs_data
 
 from rmt import estimate_tau0, gaussian_mixture, sample_gmm, sample_statistics
 from validation.cli import main
 from validation.datasource import DataSource, parse_classes, read_npz
 from validation.tasks import EXPERIMENTS
-
-DATA = os.environ.get("NTKLC_DATA")
-
-
-def needs(name):
-    return pytest.mark.skipif(
-        not DATA or not (Path(DATA) / name).is_dir(),
-        reason=f"offline {name} not found: set NTKLC_DATA to a folder with {name}/ "
-               "(make test does)")
 
 
 @pytest.fixture(scope="module")
@@ -262,8 +252,8 @@ def test_sweep_tasks_take_data(gmm_npz):
 
 # -- MNIST and Fashion-MNIST (offline copies) ------------------------------------------------
 
-@pytest.mark.parametrize("data", [pytest.param("mnist", marks=needs("mnist")),
-                                  pytest.param("fashion-mnist", marks=needs("fashion-mnist"))])
+@pytest.mark.parametrize("data", [pytest.param("mnist", marks=needs_data("mnist")),
+                                  pytest.param("fashion-mnist", marks=needs_data("fashion-mnist"))])
 def test_spectrum_on_image_data(capsys, data):
     payload = run_json(capsys, ["spectrum", "--data", data, "--classes", "0,1", "--n", "200",
                                 "--act", "relu", "--layers", "2", "--seed", "2"])
@@ -279,8 +269,8 @@ def test_spectrum_on_image_data(capsys, data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("data", [pytest.param("mnist", marks=needs("mnist")),
-                                  pytest.param("fashion-mnist", marks=needs("fashion-mnist"))])
+@pytest.mark.parametrize("data", [pytest.param("mnist", marks=needs_data("mnist")),
+                                  pytest.param("fashion-mnist", marks=needs_data("fashion-mnist"))])
 def test_acceptance_spectrum_n1000(capsys, data):
     payload = run_json(capsys, ["spectrum", "--data", data, "--classes", "0,1", "--n", "1000",
                                 "--act", "relu", "--layers", "2"])

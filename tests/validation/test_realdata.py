@@ -1,11 +1,11 @@
 """The NTK-LC real-data experiment: its pieces, and a small run on the offline MNIST."""
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from offline_data import needs_mnist
 
 from validation.realdata import (
     _prune,
@@ -15,11 +15,6 @@ from validation.realdata import (
     prepare_images,
     ridge_readout,
 )
-
-DATA = os.environ.get("NTKLC_DATA")
-needs_mnist = pytest.mark.skipif(
-    not DATA or not (Path(DATA) / "mnist").is_dir(),
-    reason="offline MNIST not found: set NTKLC_DATA to a folder with mnist/ (make test does)")
 
 
 def test_prepare_images_sets_tau0_to_one():

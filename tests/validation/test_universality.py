@@ -2,12 +2,12 @@
 known GMM (where real and twin must agree), and the quick command on MNIST."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from offline_data import needs_mnist
 
 from rmt import gaussian_mixture, sample_gmm
 from validation.cli import main
@@ -17,11 +17,6 @@ from validation.universality import (
     universality_table,
     universality_task,
 )
-
-DATA = os.environ.get("NTKLC_DATA")
-needs_mnist = pytest.mark.skipif(
-    not DATA or not os.path.isdir(os.path.join(DATA, "mnist")),
-    reason="MNIST not found: set NTKLC_DATA to a folder holding mnist/")
 
 
 def _orthonormal(rng, n, k):
