@@ -37,6 +37,8 @@ baseline, to show how close the restarts get). Time: the baseline's total for N 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import math
 import os
 import platform
@@ -176,6 +178,18 @@ def fmt_time(seconds: float) -> str:
     return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+@contextlib.contextmanager
+def python_inner_loops():
+    """The solver with ``compiled=False`` inner loops (SciPy BFGS, NumPy residuals)."""
+    saved = ternarize.optimise_thresholds, ternarize.match_hidden_newton
+    ternarize.optimise_thresholds = functools.partial(saved[0], compiled=False)
+    ternarize.match_hidden_newton = functools.partial(saved[1], compiled=False)
+    try:
+        yield
+    finally:
+        ternarize.optimise_thresholds, ternarize.match_hidden_newton = saved
+
+
 def solver_timings(repeat: int) -> None:
     """Cold (caches cleared) and warm (second call) wall times of the project solver."""
     relu = activation("relu")
@@ -190,8 +204,9 @@ def solver_timings(repeat: int) -> None:
         ("compress_network(['tanh'] * 3, 1.0)", lambda: compress_network(["tanh"] * 3, 1.0)),
     ]
     compress_network(["relu"], 1.0)  # imports and first-use compilation outside the timings
-    print("| solve | cold (first call) | second call | cold, no memoisation | levels |")
-    print("|---|---:|---:|---:|---|")
+    print("| solve | cold (first call) | second call | cold, no memoisation | cold, Python inner "
+          "loops | speed-up | levels |")
+    print("|---|---:|---:|---:|---:|---:|---|")
     for label, fn in cases:
         cold = math.inf
         for _ in range(repeat):
@@ -206,14 +221,22 @@ def solver_timings(repeat: int) -> None:
             plain, _ = best_time(fn, 1)
         finally:
             ternarize.MEMOISE = True
+        with python_inner_loops():
+            ternarize.clear_caches()
+            before, slow_out = best_time(fn, 1)
         layers = out.layers if hasattr(out, "layers") else (out,)
+        slow_layers = slow_out.layers if hasattr(slow_out, "layers") else (slow_out,)
         levels = ", ".join(str(layer.step.n_levels) for layer in layers)
+        slow_levels = ", ".join(str(layer.step.n_levels) for layer in slow_layers)
         print(f"| {label} | {fmt_time(cold)} | {warm * 1e3:.2f} ms | {fmt_time(plain)} | "
-              f"{levels} |")
+              f"{fmt_time(before)} | {before / cold:.0f}x | {levels} (Python: {slow_levels}) |")
+    ternarize.clear_caches()
     print()
     print("- cold: caches cleared before each call (best of --repeat); second call: the same "
           "call again (memoised threshold chains, candidates, step activations); no "
-          "memoisation: `solvers.ternarize.MEMOISE = False`, the un-memoised path.")
+          "memoisation: `solvers.ternarize.MEMOISE = False`, the un-memoised path; Python inner "
+          "loops: cold with SciPy BFGS and NumPy residuals (`compiled=False`, the path before "
+          "`solvers.inner_loops`); speed-up = that / cold.")
     print()
 
 

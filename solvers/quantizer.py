@@ -221,13 +221,17 @@ def _starts(structure: LevelStructure, previous: np.ndarray | None) -> list[np.n
 
 
 def optimise_thresholds(structure: LevelStructure, c1: float, c2: float,
-                        previous: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+                        previous: np.ndarray | None = None, *, compiled: bool = True
+                        ) -> tuple[float, np.ndarray]:
     """min over thresholds of Var_min, from a structured set of starts (BFGS, exact gradient).
 
     Args:
         structure: the level structure.
         c1, c2: targets E[xi sigma], E[(xi^2 - 1) sigma].
         previous: the optimum with one level fewer (adds starts that insert one threshold).
+        compiled: run BFGS compiled (``solvers.inner_loops``, about 100x faster);
+            ``False`` runs ``scipy.optimize.minimize(method="BFGS")`` on the Python objective
+            (the reference of the tests).
 
     Returns:
         ``(Var_min, z)``; ``(inf, z0)`` when no start is feasible.
@@ -239,6 +243,10 @@ def optimise_thresholds(structure: LevelStructure, c1: float, c2: float,
             return 1e30, np.zeros_like(w)
         return mv.var, structure.chain(w, _gradient_z(z, mv))
 
+    if compiled:
+        # Imported here: Numba loads only when a solve needs it (fast CLI start-up).
+        from solvers.inner_loops import bfgs
+
     best = (math.inf, None)
     for z0 in _starts(structure, previous):
         if structure.n_params == 0:
@@ -247,10 +255,15 @@ def optimise_thresholds(structure: LevelStructure, c1: float, c2: float,
             if value < best[0]:
                 best = (value, z0)
             continue
-        fit = optimize.minimize(objective, structure.params(z0), jac=True, method="BFGS",
-                                options={"gtol": 1e-13, "maxiter": 5000})
-        if fit.fun < best[0]:
-            best = (float(fit.fun), structure.thresholds(fit.x))
+        if compiled:
+            value, w = bfgs(structure.params(z0), structure.symmetric, structure.k,
+                            float(c1), float(c2), 1e-13, 5000)
+        else:
+            fit = optimize.minimize(objective, structure.params(z0), jac=True, method="BFGS",
+                                    options={"gtol": 1e-13, "maxiter": 5000})
+            value, w = fit.fun, fit.x
+        if value < best[0]:
+            best = (float(value), structure.thresholds(w))
     if best[1] is None:
         return math.inf, structure.thresholds(np.zeros(structure.n_params))
     return best
@@ -398,7 +411,7 @@ def activation_thresholds(fn, tau: float, k: int, symmetric: bool) -> np.ndarray
         mass = np.bincount(idx, weights=w, minlength=k)
         total = np.bincount(idx, weights=w * s, minlength=k)
         new = np.where(mass > 0, total / np.maximum(mass, 1e-300), centroids)
-        if np.allclose(new, centroids, rtol=0, atol=1e-13):
+        if np.max(np.abs(new - centroids)) <= 1e-13:  # allclose(atol=1e-13), without its overhead
             break
         centroids = np.sort(new)
     bounds = 0.5 * (centroids[:-1] + centroids[1:])
@@ -441,22 +454,42 @@ def hidden_residuals(structure: LevelStructure, z: np.ndarray, v: np.ndarray, c1
 
 def match_hidden_newton(structure: LevelStructure, z0: np.ndarray, v0: np.ndarray, c1: float,
                         c2: float, var_target: float, e3_target: float,
-                        tol: float = 1e-14) -> tuple[np.ndarray, np.ndarray] | None:
+                        tol: float = 1e-14, *, compiled: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
     """Thresholds and levels meeting the hidden-layer conditions, by minimum-norm Newton steps.
 
     The system is under-determined (more unknowns than the 3 or 4 conditions), so each step is
     the least-norm solution of the linearised system (pseudo-inverse of a central-difference
     Jacobian); from a nearby start, such as a quantization of the activation itself, it
     converges quadratically. Returns ``None`` if it does not reach ``tol``.
+
+    ``compiled`` evaluates the residuals and the Jacobian in Numba
+    (``solvers.inner_loops``); ``False`` evaluates them with :func:`hidden_residuals` (the
+    reference of the tests). The iteration is the same.
     """
     S = structure.basis()
     u0 = np.linalg.lstsq(S, np.asarray(v0, dtype=float), rcond=None)[0]
     x = np.concatenate([structure.params(z0), u0])
     n_w = structure.n_params
+    targets = (structure.symmetric, structure.k, float(c1), float(c2), float(var_target),
+               float(e3_target))
+    if compiled:
+        from solvers.inner_loops import hidden_jacobian, hidden_residuals_at
 
-    def residual(x):
-        return hidden_residuals(structure, structure.thresholds(x[:n_w]), S @ x[n_w:], c1, c2,
-                                var_target, e3_target)
+        def residual(x):
+            r, ok = hidden_residuals_at(x, *targets)
+            return r if ok else None
+
+        def jacobian(x):
+            J, ok = hidden_jacobian(x, *targets)
+            return J if ok else None
+    else:
+        def residual(x):
+            return hidden_residuals(structure, structure.thresholds(x[:n_w]), S @ x[n_w:], c1,
+                                    c2, var_target, e3_target)
+
+        def jacobian(x):
+            return _central_jacobian(residual, x)
 
     r = residual(x)
     for _ in range(60):
@@ -464,16 +497,9 @@ def match_hidden_newton(structure: LevelStructure, z0: np.ndarray, v0: np.ndarra
             return None
         if np.max(np.abs(r)) <= tol:
             return structure.thresholds(x[:n_w]), S @ x[n_w:]
-        J = np.empty((r.size, x.size))
-        for i in range(x.size):
-            h = 1e-7 * max(1.0, abs(x[i]))
-            xp, xm = x.copy(), x.copy()
-            xp[i] += h
-            xm[i] -= h
-            rp, rm = residual(xp), residual(xm)
-            if rp is None or rm is None:
-                return None
-            J[:, i] = (rp - rm) / (2 * h)
+        J = jacobian(x)
+        if J is None:
+            return None
         step = np.linalg.lstsq(J, r, rcond=None)[0]
         # Halve the step until the residual decreases (keeps the iteration from jumping away).
         for _ in range(30):
@@ -485,6 +511,22 @@ def match_hidden_newton(structure: LevelStructure, z0: np.ndarray, v0: np.ndarra
         else:
             return None
     return None
+
+
+def _central_jacobian(residual, x: np.ndarray) -> np.ndarray | None:
+    """Central differences with steps 1e-7 max(1, |x_i|); ``None`` if a point is infeasible."""
+    r = residual(x)
+    J = np.empty((r.size, x.size))
+    for i in range(x.size):
+        h = 1e-7 * max(1.0, abs(x[i]))
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        rp, rm = residual(xp), residual(xm)
+        if rp is None or rm is None:
+            return None
+        J[:, i] = (rp - rm) / (2 * h)
+    return J
 
 
 def conditional_levels(fn, tau: float, z: np.ndarray) -> np.ndarray:

@@ -106,16 +106,6 @@ def _check_against_reference(key):
         assert result.delta <= ref["delta"] * (1 + 1e-9)
 
 
-FAST = [key for key, ref in REFERENCE.items() if ref["time"] < 1.0]
-SLOW = [key for key in REFERENCE if key not in FAST]
-
-
-@pytest.mark.parametrize("key", FAST)
+@pytest.mark.parametrize("key", list(REFERENCE))
 def test_catalogue_matches_recorded_levels(key):
-    _check_against_reference(key)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("key", SLOW)
-def test_catalogue_matches_recorded_levels_slow(key):
     _check_against_reference(key)

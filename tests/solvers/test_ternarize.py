@@ -93,7 +93,6 @@ def test_dense_networks_fast(act, L):
         assert all(a.odd for a in result.activations)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("tau0", [0.5, 1.3, 2.0])
 @pytest.mark.parametrize("L", [1, 2, 3, 4])
 @pytest.mark.parametrize("act", ["relu", "tanh", "gelu", "sigmoid", "swish", "erf"])
