@@ -21,6 +21,7 @@ so the NTK costs matrix products only: no per-sample Jacobian, no d x n x n tens
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -96,11 +97,19 @@ def network_kernels(X, acts: str | Sequence, weights: str | WeightLaw,
     law = parse_weight_law(weights)
     Sigma = X.astype(dtype, copy=False)
     W, scaled_grads, sigma_grams = [], [], []
-    for act, d, m_l in zip(acts, widths, m, strict=True):
-        W.append(sample_weights(law, (d, Sigma.shape[0]), rng, dtype))
+    W_next = sample_weights(law, (widths[0], Sigma.shape[0]), rng, dtype)
+    for layer, (act, d, m_l) in enumerate(zip(acts, widths, m, strict=True)):
+        W.append(W_next)
         if ntk:
             sigma_grams.append(_gram(Sigma))
         Z = W[-1] @ Sigma
+        # The next draw, in the documented order, comes right after the product: one thread
+        # makes the random numbers while BLAS's idle worker threads still spin (they would slow
+        # down the parallel activation kernels below by up to 2x on two cores).
+        if layer + 1 < len(acts):
+            W_next = sample_weights(law, (widths[layer + 1], d), rng, dtype)
+        elif ntk:
+            v = rng.standard_normal(d, dtype=dtype)
         inv_sqrt_d = dtype.type(1.0 / math.sqrt(d))
         # Both are evaluated before the in-place updates below, which would corrupt Z if an
         # activation returned its argument. Piecewise activations return float64: the casts
@@ -117,14 +126,18 @@ def network_kernels(X, acts: str | Sequence, weights: str | WeightLaw,
     ck = _gram(Sigma)
     if not ntk:
         return _mirror(ck), None
-    v = rng.standard_normal(widths[-1], dtype=dtype)
     G = scaled_grads.pop()
     G *= v[:, None]
-    ntk_matrix = ck.copy()
+    ntk_matrix = None
     for layer in range(len(acts) - 1, -1, -1):
         gram_g = _gram(G)
-        gram_g *= sigma_grams[layer]
-        ntk_matrix += gram_g
+        # Upper triangles: NTK += (G^T G) o (Sigma^T Sigma), the first term added to CK in the
+        # Gram's own buffer.
+        if ntk_matrix is None:
+            _add_product(gram_g, ck, gram_g, sigma_grams[layer])
+            ntk_matrix = gram_g
+        else:
+            _add_product(ntk_matrix, ntk_matrix, gram_g, sigma_grams[layer])
         if layer > 0:
             G = W[layer].T @ G
             G *= scaled_grads.pop()
@@ -231,6 +244,29 @@ def _gram(A: np.ndarray) -> np.ndarray:
     syrk = blas.get_blas_funcs("syrk", (A,))
     # BLAS is column-major: pick the transpose flag that lets syrk read A without a copy.
     return syrk(1.0, A, trans=1) if A.flags.f_contiguous else syrk(1.0, A.T, trans=0)
+
+
+def _add_product(out: np.ndarray, A: np.ndarray, B: np.ndarray, C: np.ndarray) -> None:
+    """out = A + B o C on the upper triangles of (n, n) arrays, in one pass over half of
+    them (NumPy would take two passes over all of them); ``out`` may be ``A`` or ``B``."""
+    # The syrk results are Fortran-ordered: their transposes' lower triangles are row-major.
+    _add_product_kernel()(out.T, A.T, B.T, C.T)
+
+
+@functools.cache
+def _add_product_kernel():
+    """The Numba kernel of :func:`_add_product`, compiled on first use (importing this module
+    stays free of Numba). Serial: it runs right after a BLAS call, whose idle worker threads
+    still spin for a while."""
+    import numba
+
+    @numba.njit(cache=True)
+    def lower_add_product(out, A, B, C):
+        for i in range(out.shape[0]):
+            for j in range(i + 1):
+                out[i, j] = A[i, j] + B[i, j] * C[i, j]
+
+    return lower_add_product
 
 
 def _mirror(U: np.ndarray) -> np.ndarray:

@@ -71,6 +71,8 @@ _ORDER = 20
 # Bytes of the per-chunk (rows, nodes) arrays while evaluating the activation: small chunks reuse
 # the same heap blocks, where fresh 100 MB temporaries would cost page faults (2x slower).
 _CHUNK_BYTES = 16 * 2**20
+# Bytes of each (rows, nodes) array when all samples share one rule (_shared_rule_moments).
+_SHARED_CHUNK_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,9 +112,11 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
     Implements the recursion of the module docstring: per pair a Mehler series of
     T_ij = ceil(log(tol) / log |rho_ij|) terms, 2-D quadrature for the pairs with |rho_ij| >
     tol^(1 / MAX_TERMS) (near-duplicates and duplicates), quadrature on the diagonal. Cost per
-    layer O(n M T_i + n^2 T_0 + sum_ij (T_ij - T_0)+) with M ~ 1300 quadrature nodes per sample,
+    layer O(n M T_i + n^2 T_0 + sum_ij (T_ij - T_0)+) with M ~ 1300 quadrature nodes per sample
+    (O(n T_i) instead of O(n M T_i) for piecewise polynomials cut at 0 only, such as relu),
     plus ~2 ms per close pair (~10 ms for smooth activations). Memory: the two n x n results
-    (updated in place from X^T X, layer after layer), O(n max T_i), and chunks of ~16 MB.
+    (updated in place from X^T X, layer after layer, on their lower triangles, mirrored once at
+    the end), O(n max T_i), and chunks of ~16-32 MB.
 
     Args:
         X: (p, n) data, one sample per column, finite, n >= 1, p >= 1.
@@ -152,7 +156,8 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
     consts = tau_chain(layers, tau0)
     cap = tol ** (1.0 / MAX_TERMS)
-    # K becomes CK_l and N becomes NTK_l in place, layer after layer.
+    # K becomes CK_l and N becomes NTK_l in place, layer after layer. The layers read and write
+    # the lower triangles only; the upper ones are filled once at the end.
     N = K.copy() if ntk else np.empty((0, 0))
     close = None
     terms, n_close = [], []
@@ -183,6 +188,9 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         close = _close_pair_update(K, N, act, const.m0, s, close, ck_diag, ntk_before)
         terms.append(int(row_terms.max()))
         n_close.append(int(close.i.size))
+    _mirror_lower(K)
+    if ntk:
+        _mirror_lower(N)
     return ExactKernels(ck=K, ntk=N if ntk else None, terms=tuple(terms),
                         close_pairs=tuple(n_close), tau0=tau0)
 
@@ -254,8 +262,10 @@ def _close_pairs_of_data(X: np.ndarray, K: np.ndarray, s: np.ndarray, row_close:
     """Close pairs of the input, delta = ||x_i/|x_i| - sgn x_j/|x_j| ||^2 / 2 from X."""
     i, j = _gather_close(K, s, row_close, cap)
     sgn = np.where(K[i, j] >= 0, 1.0, -1.0)
-    unit = X / np.linalg.norm(X, axis=0)
     delta = np.empty(i.size)
+    if i.size == 0:
+        return _ClosePairs(i=i, j=j, sgn=sgn, delta=delta)
+    unit = X / np.linalg.norm(X, axis=0)
     for start in range(0, i.size, 4096):
         block = slice(start, start + 4096)
         diff = unit[:, i[block]] - sgn[block] * unit[:, j[block]]
@@ -317,14 +327,23 @@ def _sample_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndar
                     grad: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-sample quadrature: Hermite coefficients of sigma(s_i .) - m and the diagonal moments.
 
+    The kinks and jumps of sigma(s_i xi) sit at b / s_i for the breakpoints b of sigma, so in
+    general each sample has its own rule. When every b is 0 (relu, abs, sign, ...) or there is
+    none (smooth activations), all samples share one rule (:func:`_shared_rule_moments`).
+
     Returns:
         coef (n, max T_i + 1) with c_k(i) of sigma(s_i xi) - m for k <= T_i (zeros beyond);
         ck_diag (n,) E[(sigma(s_i xi) - m)^2]; sdot_diag (n,) E[sigma'(s_i xi)^2] (zeros
         unless ``grad``).
     """
-    n = s.shape[0]
     breaks = np.asarray(act.breakpoints, dtype=float)
     panel = _PANEL if act.pieces is not None else _PANEL / max(1.0, float(s.max()))
+    degree = _degree_in_scale(act)
+    if degree is not None:
+        return _interpolated_moments(act, s, m, row_terms, degree, grad=grad)
+    if np.all(breaks == 0):
+        return _shared_rule_moments(act, s, m, row_terms, panel, grad=grad)
+    n = s.shape[0]
     n_nodes = (math.ceil(2 * _HALF_WIDTH / panel) + breaks.size) * _ORDER
     rows = max(1, _CHUNK_BYTES // (5 * 8 * n_nodes))
     coef = np.zeros((n, int(row_terms.max()) + 1))
@@ -333,7 +352,6 @@ def _sample_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndar
     for start in range(0, n, rows):
         chunk = slice(start, start + rows)
         scale = s[chunk, None]
-        # The kinks and jumps of sigma(s_i xi) sit at b / s_i: one rule per sample.
         nodes, w = gaussian_rules(breaks[None, :] / scale, half_width=_HALF_WIDTH, panel=panel,
                                   order=_ORDER)
         f = act.fn(scale * nodes) - m
@@ -343,6 +361,135 @@ def _sample_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndar
             g = act.grad(scale * nodes)
             sdot_diag[chunk] = np.einsum("ij,ij->i", w, g * g)
     return coef, ck_diag, sdot_diag
+
+
+def _degree_in_scale(act: Activation) -> int | None:
+    """D such that sigma(s xi) is a polynomial of degree D in s at every xi: sigma piecewise
+    polynomial of degree D with every piece boundary at 0 (relu, lrelu, abs, sign, quad);
+    ``None`` otherwise."""
+    if act.pieces is None:
+        return None
+    # Here, not at module level: the pieces are sympy polynomials, built (with sympy) on first
+    # use, so a command that never asks for them does not import sympy.
+    import sympy
+
+    if any(b not in (-math.inf, 0.0, math.inf) for p in act.pieces for b in (p.lo, p.hi)):
+        return None
+    degrees = [sympy.degree(p.poly, next(iter(p.poly.free_symbols))) if p.poly.free_symbols
+               else 0 for p in act.pieces]
+    return int(max(degrees))
+
+
+def _interpolated_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndarray,
+                          degree: int, *, grad: bool
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_sample_moments` when sigma(s xi) is a polynomial of degree D in s at every xi.
+
+    Then so are the quadrature sums: c_k(s) (degree D), E[(sigma(s xi) - m)^2] (2D) and
+    E[sigma'(s xi)^2] (2D - 2). They are computed at the 2D + 1 scales t_d = s_max (d + 1) /
+    (2D + 1) on the shared rule and interpolated at every s_i in (0, s_max]: O(n T) work
+    instead of O(n M T), exact but for rounding relative to the largest sample's moments
+    (amplified by at most 2^(2D + 1) - 1, the sum of |Lagrange basis| at s -> 0: 7 for relu).
+    """
+    n_scales = 2 * degree + 1
+    top = float(s.max())
+    t = top * np.arange(1, n_scales + 1) / n_scales
+    coef_t, ck_t, sdot_t = _shared_rule_moments(act, t, m, np.full(n_scales, row_terms.max()),
+                                                _PANEL, grad=grad)
+    # Monomial coefficients in s / s_max of every moment, then their values at each s_i.
+    power = np.linalg.solve(np.vander(t / top, n_scales, increasing=True),
+                            np.column_stack([coef_t, ck_t, sdot_t]))
+    moments = np.vander(s / top, n_scales, increasing=True) @ power
+    coef = moments[:, :-2]
+    coef[np.arange(coef.shape[1])[None, :] > row_terms[:, None]] = 0.0
+    return coef, moments[:, -2], moments[:, -1]
+
+
+def _shared_rule_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndarray,
+                         panel: float, *, grad: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_sample_moments` when all samples share one rule of M nodes xi_q, weights w_q.
+
+    Then w_q h_k(xi_q) is one (T + 1, M) table for all samples, and one pass over the values
+    sigma(s_i xi_q) per sample gives its coefficients and diagonal moments. The chunks are large
+    (``_SHARED_CHUNK_BYTES`` per (rows, M) array) because each makes one parallel call, whose
+    start waits for every thread: on a busy machine that wait, not the work, dominates small
+    chunks.
+    """
+    n = s.shape[0]
+    # The kinks at 0 stay at 0 whatever the scale.
+    nodes, w = gaussian_rules(np.asarray(act.breakpoints, dtype=float)[None, :],
+                              half_width=_HALF_WIDTH, panel=panel, order=_ORDER)
+    top = int(row_terms.max())
+    table = _hermite_table(nodes[0], w[0], top)
+    rows = max(1, _SHARED_CHUNK_BYTES // (8 * nodes.size))
+    coef = np.empty((n, top + 1))
+    ck_diag = np.empty(n)
+    sdot_diag = np.zeros(n)
+    # Rows sorted by T_i: each chunk's table stops at its own largest T_i.
+    order = np.argsort(row_terms, kind="stable")
+    for start in range(0, n, rows):
+        chunk = order[start:start + rows]
+        x = s[chunk, None] * nodes
+        grads = act.grad(x) if grad else np.empty((0, 0))
+        ck_diag[chunk], sdot_diag[chunk], coef[chunk] = _project_shared(
+            act.fn(x), grads, m, w[0], table, row_terms[chunk])
+    return coef, ck_diag, sdot_diag
+
+
+def _hermite_table(x: np.ndarray, w: np.ndarray, n_terms: int) -> np.ndarray:
+    """(n_terms + 1, M) table of w_q h_k(x_q), k = 0..n_terms, by the recurrence of
+    :func:`_hermite_project`."""
+    table = np.empty((n_terms + 1, x.size))
+    table[0] = 1.0
+    if n_terms >= 1:
+        table[1] = x
+    for k in range(1, n_terms):
+        table[k + 1] = (x * table[k] - math.sqrt(k) * table[k - 1]) * (1.0 / math.sqrt(k + 1))
+    table *= w
+    return table
+
+
+# Reassociation lets LLVM vectorise the sums over nodes; their order does not matter here.
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
+def _project_row(r, values, grads, m, w, table, row_terms, squares, grad_squares, out):
+    """Row r of :func:`_project_shared`."""
+    n_nodes = values.shape[1]
+    acc = 0.0
+    for q in range(n_nodes):
+        f = values[r, q] - m
+        acc += w[q] * f * f
+    squares[r] = acc
+    if grads.shape[0] > 0:
+        acc = 0.0
+        for q in range(n_nodes):
+            acc += w[q] * grads[r, q] * grads[r, q]
+        grad_squares[r] = acc
+    for k in range(table.shape[0]):
+        if k > row_terms[r]:
+            out[r, k] = 0.0
+            continue
+        acc = 0.0
+        for q in range(n_nodes):
+            acc += (values[r, q] - m) * table[k, q]
+        out[r, k] = acc
+
+
+@numba.njit(parallel=True, cache=True)
+def _project_shared(values, grads, m, w, table, row_terms):
+    """Per row r of the (rows, M) values v of sigma at one shared rule (weights w), f = v - m:
+    sum_q w_q f_rq^2, sum_q w_q g_rq^2 of the (rows, M) ``grads`` g (zeros when g has no rows),
+    and the (rows, K + 1) coefficients sum_q f_rq table[k, q] for k <= row_terms[r], zeros
+    beyond. ``row_terms`` is sorted; pairing row t with row rows - 1 - t balances the threads."""
+    rows = values.shape[0]
+    squares = np.empty(rows)
+    grad_squares = np.zeros(rows)
+    out = np.empty((rows, table.shape[0]))
+    for t in numba.prange((rows + 1) // 2):
+        _project_row(t, values, grads, m, w, table, row_terms, squares, grad_squares, out)
+        if rows - 1 - t != t:
+            _project_row(rows - 1 - t, values, grads, m, w, table, row_terms, squares,
+                         grad_squares, out)
+    return squares, grad_squares, out
 
 
 # Reassociation lets LLVM vectorise the sums over nodes; their order does not matter here.
@@ -373,24 +520,48 @@ def _hermite_project(nodes, wf, row_terms, out):
             out[i, k + 1] = acc
 
 
+# Column maxima of the lower triangle are gathered per block of rows, then reduced: enough
+# blocks to balance the threads, few enough that the (blocks, n) partial maxima stay small.
+_SURVEY_BLOCKS = 16
+
+
 @numba.njit(parallel=True, cache=True)
 def _survey(K, s, cap):
     """Per sample i: max |rho_ij| over j != i with |rho_ij| <= cap, and the number of j < i
-    with |rho_ij| > cap."""
+    with |rho_ij| > cap. Reads the lower triangle of K only (rho is symmetric)."""
     n = K.shape[0]
-    best = np.zeros(n)
+    row_best = np.zeros(n)
+    col_best = np.zeros((_SURVEY_BLOCKS, n))
     n_close = np.zeros(n, dtype=np.int64)
-    for i in numba.prange(n):
+    for b in numba.prange(_SURVEY_BLOCKS):
+        # Row i costs O(i): block b takes the rows t and n - 1 - t for t = b, b + blocks, ...
+        for t in range(b, (n + 1) // 2, _SURVEY_BLOCKS):
+            _survey_row(t, K, s, cap, row_best, col_best[b], n_close)
+            if n - 1 - t != t:
+                _survey_row(n - 1 - t, K, s, cap, row_best, col_best[b], n_close)
+    best = row_best
+    for b in range(_SURVEY_BLOCKS):
         for j in range(n):
-            if j == i:
-                continue
-            r = abs(K[i, j]) / (s[i] * s[j])
-            if r > cap:
-                if j < i:
-                    n_close[i] += 1
-            elif r > best[i]:
-                best[i] = r
+            best[j] = max(best[j], col_best[b, j])
     return best, n_close
+
+
+# error_model="numpy": no zero-division check (the scales are positive), which would stop LLVM
+# from vectorising the loops over j.
+@numba.njit(cache=True, error_model="numpy")
+def _survey_row(i, K, s, cap, row_best, col_best, n_close):
+    """Row i of :func:`_survey`: its pairs j < i, counted in row i and in the columns j."""
+    count = 0
+    best = row_best[i]
+    for j in range(i):
+        r = abs(K[i, j]) / (s[i] * s[j])
+        if r > cap:
+            count += 1
+            r = 0.0
+        best = max(best, r)
+        col_best[j] = max(col_best[j], r)
+    row_best[i] = best
+    n_close[i] = count
 
 
 @numba.njit(cache=True)
@@ -418,8 +589,10 @@ def _layer_update(K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdo
     contiguous, so their Horner steps run vectorised over j; coef (n, T + 1) and deriv (n, T)
     hold all terms per sample for the tails (deriv, deriv_t and N are not read unless
     ``with_ntk``). Pairs with |rho| > cap get the bulk value only; the caller overwrites them.
-    Row i reads only K[i, :i + 1] and N[i, :i + 1] and writes them and their mirrors
-    K[:i, i], N[:i, i], which no other row reads: the in-place update is race-free.
+    Only the lower triangles are read and written: row i reads and writes K[i, :i + 1] and
+    N[i, :i + 1] alone, so the in-place update is race-free (the upper triangles, written
+    column by column, would cost a cache miss per entry; :func:`_mirror_lower` fills them once
+    at the end).
     """
     n = K.shape[0]
     # Row i costs O(i): pairing row t with row n - 1 - t balances the threads.
@@ -431,10 +604,10 @@ def _layer_update(K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdo
                        sdot_diag, with_ntk, log_tol, cap)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _layer_row(i, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
                with_ntk, log_tol, cap):
-    """Row i of :func:`_layer_update`: entries (i, j <= i) and their mirrors."""
+    """Row i of :func:`_layer_update`: entries (i, j <= i)."""
     bulk = coef_t.shape[0] - 1
     rho = np.empty(i)
     for j in range(i):
@@ -445,12 +618,14 @@ def _layer_row(i, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdo
     acc_d = np.zeros(i)
     for k in range(bulk, 0, -1):
         ci = coef_t[k, i]
-        for j in range(i):
-            acc_c[j] = acc_c[j] * rho[j] + ci * coef_t[k, j]
         if with_ntk:
             di = deriv_t[k - 1, i]
             for j in range(i):
+                acc_c[j] = acc_c[j] * rho[j] + ci * coef_t[k, j]
                 acc_d[j] = acc_d[j] * rho[j] + di * deriv_t[k - 1, j]
+        else:
+            for j in range(i):
+                acc_c[j] = acc_c[j] * rho[j] + ci * coef_t[k, j]
     # Tails: the terms k = T_0 + 1..T_ij of the pairs that need them, rho^T_0 times
     # sum_k c_k(i) c_k(j) rho^(k - 1 - T_0) by Horner.
     reach = math.exp(log_tol / bulk)
@@ -469,14 +644,41 @@ def _layer_row(i, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdo
         acc_c[j] += tail_c * power
         acc_d[j] += tail_d * power
     c0 = coef_t[0, i]
-    for j in range(i):
-        ck = acc_c[j] * rho[j] + c0 * coef_t[0, j]
-        K[i, j] = ck
-        K[j, i] = ck
-        if with_ntk:
-            nt = ck + acc_d[j] * N[i, j]
-            N[i, j] = nt
-            N[j, i] = nt
+    if with_ntk:
+        for j in range(i):
+            ck = acc_c[j] * rho[j] + c0 * coef_t[0, j]
+            K[i, j] = ck
+            N[i, j] = ck + acc_d[j] * N[i, j]
+    else:
+        for j in range(i):
+            K[i, j] = acc_c[j] * rho[j] + c0 * coef_t[0, j]
     K[i, i] = ck_diag[i]
     if with_ntk:
         N[i, i] = ck_diag[i] + sdot_diag[i] * N[i, i]
+
+
+# Tiles of the mirror copy: a tile's rows are read and its columns written within cache.
+_TILE = 64
+
+
+@numba.njit(parallel=True, cache=True)
+def _mirror_lower(A):
+    """A[j, i] = A[i, j] for i > j, in place: the symmetric matrix of A's lower triangle."""
+    n_tiles = (A.shape[0] + _TILE - 1) // _TILE
+    # Column tile t costs O(n_tiles - t): pairing t with n_tiles - 1 - t balances the threads.
+    for t in numba.prange((n_tiles + 1) // 2):
+        _mirror_columns(A, t)
+        if n_tiles - 1 - t != t:
+            _mirror_columns(A, n_tiles - 1 - t)
+
+
+@numba.njit(cache=True)
+def _mirror_columns(A, tile):
+    """The mirror copy of the lower triangle's column tile ``tile``, row tile by row tile."""
+    n = A.shape[0]
+    j0 = tile * _TILE
+    j1 = min(n, j0 + _TILE)
+    for i0 in range(j0, n, _TILE):
+        for i in range(i0, min(n, i0 + _TILE)):
+            for j in range(j0, min(j1, i)):
+                A[j, i] = A[i, j]
