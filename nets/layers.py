@@ -271,22 +271,38 @@ def _im2col(x, stride, pad, cols):
 
 @numba.njit(cache=True, nogil=True)
 def _col2im(cols, stride, pad, dx):
-    """The adjoint of ``_im2col``: dx[n, c, h, w] = sum of the cols entries that copied it."""
+    """The adjoint of ``_im2col``: dx[n, c, h, w] = sum of the cols entries that copied it.
+
+    Each channel is accumulated in a zero-padded plane (H + 2p, W + 2p), so the inner loop
+    has no bounds test (entries that fall on the padding are dropped when the interior is
+    copied out), in the same order as a direct scatter into dx: the sums are bit for bit
+    those of the scatter.
+    """
     n_batch, channels, kh, kw, out_h, out_w = cols.shape
     height, width = dx.shape[2], dx.shape[3]
-    dx[:] = 0.0
+    plane = np.empty((height + 2 * pad, width + 2 * pad), dtype=dx.dtype)
     for n in range(n_batch):
         for c in range(channels):
+            plane[:] = 0.0
             for i in range(kh):
                 for j in range(kw):
                     for r in range(out_h):
-                        h = r * stride + i - pad
-                        if h < 0 or h >= height:
-                            continue
+                        dst = plane[r * stride + i]
+                        src = cols[n, c, i, j, r]
                         for q in range(out_w):
-                            w = q * stride + j - pad
-                            if 0 <= w < width:
-                                dx[n, c, h, w] += cols[n, c, i, j, r, q]
+                            dst[q * stride + j] += src[q]
+            dx[n, c] = plane[pad:pad + height, pad:pad + width]
+
+
+#: Samples per im2col chunk: about this many bytes of patches, so that a chunk's patch matrix
+#: is still in cache when its product reads it (and dcols when col2im reads it).
+_CHUNK_BYTES = 1 << 20
+
+
+def _chunks(s: slice, per_sample_bytes: int):
+    """Consecutive sub-slices of ``s`` of about ``_CHUNK_BYTES`` each."""
+    m = max(1, _CHUNK_BYTES // per_sample_bytes)
+    return [slice(i, min(i + m, s.stop)) for i in range(s.start, s.stop, m)]
 
 
 class Conv2d(_ParamLayer):
@@ -298,7 +314,10 @@ class Conv2d(_ParamLayer):
     The patches of each sample form a matrix ``cols[n]`` of shape (c k k, H' W'), so the
     forward pass is one batched product ``W cols`` (BLAS) that is already NCHW, and backward is
     dW = sum_n g_n cols_n^T, dcols = W^T g, dx = col2im(dcols). im2col/col2im are Numba loops
-    whose inner loop runs along an image row.
+    whose inner loop runs along an image row. Each thread walks its samples in chunks of about
+    ``_CHUNK_BYTES`` of patches, so that a product reads the patches (or col2im the dcols) of a
+    chunk while they are still in cache; the patches of a training batch are kept for backward
+    in one buffer that the next batch of the same shape reuses.
 
     Shapes: x (n, in_ch, H, W), W (out_ch, in_ch, k, k), b (out_ch,), y (n, out_ch, H', W').
 
@@ -347,51 +366,72 @@ class Conv2d(_ParamLayer):
                              f"smaller than the {k}x{k} kernel")
         n = x.shape[0]
         out_h, out_w = self.output_shape(x.shape[2], x.shape[3])
-        cols = np.empty((n, self.in_ch, k, k, out_h, out_w), dtype=self.dtype)
-        cols3 = cols.reshape(n, self.in_ch * k * k, out_h * out_w)
+        shape = (n, self.in_ch, k, k, out_h, out_w)
+        if train:
+            # Kept for backward and reused by the next batch of the same shape: a fresh
+            # batch-sized array per step costs page faults on every first touch.
+            if self._cols is None or self._cols.shape != shape:
+                self._cols = np.empty(shape, dtype=self.dtype)
+            cols = self._cols
         y = np.empty((n, self.out_ch, out_h * out_w), dtype=self.dtype)
         W = self.W.reshape(self.out_ch, -1)
+        bias = self.b[:, None]
+        per_sample = self.in_ch * k * k * out_h * out_w * self.dtype.itemsize
 
         def part(s):
-            _im2col(x[s], self.stride, p, cols[s])
-            # Batched product: (o, c k k) @ (m, c k k, H'W') -> (m, o, H'W'), already NCHW.
-            np.matmul(W, cols3[s], out=y[s])
-            y[s] += self.b[:, None]
+            for c in _chunks(s, per_sample):
+                # Inference needs the patches of one chunk at a time only.
+                chunk = cols[c] if train else np.empty((c.stop - c.start, *shape[1:]),
+                                                       dtype=self.dtype)
+                _im2col(x[c], self.stride, p, chunk)
+                # (o, c k k) @ (m, c k k, H'W') -> (m, o, H'W'), already NCHW.
+                np.matmul(W, chunk.reshape(chunk.shape[0], -1, out_h * out_w), out=y[c])
+                y[c] += bias
 
         _batch_parallel(part, n)
-        self._cache(train, _cols=cols3, _x_shape=x.shape)
+        if not train:
+            self._cols = None
+        self._x_shape = x.shape if train else None
         return y.reshape(n, self.out_ch, out_h, out_w)
 
     def backward(self, grad, input_grad=True):
-        cols3 = self._cached(self._cols)
-        n, _, height, width = self._x_shape
-        k = self.kernel
+        n, _, height, width = self._cached(self._x_shape)
+        cols = self._cols
         grad = np.asarray(grad, dtype=self.dtype)
         out_h, out_w = self.output_shape(height, width)
         if grad.shape != (n, self.out_ch, out_h, out_w):
             raise ValueError(f"Conv2d.backward: gradient of shape {grad.shape}, expected "
                              f"{(n, self.out_ch, out_h, out_w)}")
         g = np.ascontiguousarray(grad).reshape(n, self.out_ch, out_h * out_w)
-        W = self.W.reshape(self.out_ch, -1)
+        cols3 = cols.reshape(n, -1, out_h * out_w)
+        WT = self.W.reshape(self.out_ch, -1).T
         dx = np.empty((n, self.in_ch, height, width), dtype=self.dtype) if input_grad else None
-        partial_dW = {}
+        partial = {}
 
         def part(s):
-            if self.trainable:
-                # dW = sum_n g_n cols_n^T: batched products on transposed views (no copies).
-                partial_dW[s.start] = np.sum(np.matmul(g[s], cols3[s].transpose(0, 2, 1)),
-                                             axis=0)
-            if input_grad:
-                dcols = np.matmul(W.T, g[s])
-                _col2im(dcols.reshape(-1, self.in_ch, k, k, out_h, out_w), self.stride,
-                        self.padding, dx[s])
+            dW = np.zeros((self.out_ch, cols3.shape[1]), dtype=self.dtype)
+            db = np.zeros(self.out_ch, dtype=self.dtype)
+            dcols = None
+            for c in _chunks(s, cols3[0].nbytes):
+                if self.trainable:
+                    # dW = sum_n g_n cols_n^T, a chunk at a time while its patches are in cache.
+                    dW += np.matmul(g[c], cols3[c].transpose(0, 2, 1)).sum(axis=0)
+                    db += g[c].sum(axis=(0, 2))
+                if input_grad:
+                    m = c.stop - c.start
+                    if dcols is None or dcols.shape[0] != m:
+                        dcols = np.empty((m, *cols3.shape[1:]), dtype=self.dtype)
+                    np.matmul(WT, g[c], out=dcols)
+                    _col2im(dcols.reshape(m, *cols.shape[1:]), self.stride, self.padding,
+                            dx[c])
+            partial[s.start] = dW, db
 
         _batch_parallel(part, n)
         if self.trainable:
             # Summed in slice order: a given thread count always gives the same bits.
-            np.copyto(self.dW.reshape(self.out_ch, -1),
-                      sum(partial_dW[key] for key in sorted(partial_dW)))
-            np.sum(g, axis=(0, 2), out=self.db)
+            keys = sorted(partial)
+            np.copyto(self.dW.reshape(self.out_ch, -1), sum(partial[key][0] for key in keys))
+            np.copyto(self.db, sum(partial[key][1] for key in keys))
         return dx
 
     def config(self):
@@ -401,38 +441,66 @@ class Conv2d(_ParamLayer):
 
 
 @numba.njit(cache=True, nogil=True)
-def _maxpool_forward(x, k, out, arg):
-    """out = max over each k x k window; arg = flat index i k + j of the (first) maximum."""
+def _maxpool_forward(x, k, out, arg, relu=False):
+    """out = max over each k x k window; arg = flat index i k + j of the (first) maximum.
+
+    With ``relu``: out = max(window max, 0), which is the max pooling of relu(x) (the two
+    commute), and arg = -1 where the window max is not positive: relu(x) is 0 there, so
+    its gradient is 0. The 2 x 2 case is unrolled into branch-free selects.
+    """
     n_batch, channels, out_h, out_w = out.shape
-    for nc in range(n_batch * channels):
-        n = nc // channels
-        c = nc % channels
-        for r in range(out_h):
-            for q in range(out_w):
-                best = x[n, c, r * k, q * k]
-                best_at = 0
-                for i in range(k):
-                    for j in range(k):
-                        v = x[n, c, r * k + i, q * k + j]
-                        if v > best:
-                            best = v
-                            best_at = i * k + j
-                out[n, c, r, q] = best
-                arg[n, c, r, q] = best_at
+    for n in range(n_batch):
+        for c in range(channels):
+            xp = x[n, c]
+            op = out[n, c]
+            ap = arg[n, c]
+            for r in range(out_h):
+                for q in range(out_w):
+                    if k == 2:
+                        best = xp[2 * r, 2 * q]
+                        best_at = 0
+                        for t in range(1, 4):
+                            v = xp[2 * r + t // 2, 2 * q + t % 2]
+                            best_at = t if v > best else best_at
+                            best = v if v > best else best
+                    else:
+                        best = xp[r * k, q * k]
+                        best_at = 0
+                        for i in range(k):
+                            for j in range(k):
+                                v = xp[r * k + i, q * k + j]
+                                if v > best:
+                                    best = v
+                                    best_at = i * k + j
+                    if relu:
+                        # As relu then pooling: a NaN first entry stays NaN with no gradient.
+                        best_at = best_at if best > 0 else -1
+                        best = 0.0 if best <= 0 else best
+                    op[r, q] = best
+                    ap[r, q] = best_at
 
 
 @numba.njit(cache=True, nogil=True)
 def _maxpool_backward(grad, arg, k, dx):
-    """Route each window's gradient to its maximum (windows do not overlap)."""
+    """Route each window's gradient to its maximum (windows do not overlap; none if arg < 0)."""
     n_batch, channels, out_h, out_w = grad.shape
-    for nc in range(n_batch * channels):
-        n = nc // channels
-        c = nc % channels
-        dx[n, c] = 0.0
-        for r in range(out_h):
-            for q in range(out_w):
-                a = arg[n, c, r, q]
-                dx[n, c, r * k + a // k, q * k + a % k] = grad[n, c, r, q]
+    for n in range(n_batch):
+        for c in range(channels):
+            d = dx[n, c]
+            gp = grad[n, c]
+            ap = arg[n, c]
+            d[:] = 0.0
+            for r in range(out_h):
+                for q in range(out_w):
+                    a = ap[r, q]
+                    if a < 0:
+                        continue
+                    if k == 2:
+                        # Shifts: a // k and a % k with k unknown at compile time are
+                        # integer divisions, the slowest part of this loop.
+                        d[2 * r + (a >> 1), 2 * q + (a & 1)] = gp[r, q]
+                    else:
+                        d[r * k + a // k, q * k + a % k] = gp[r, q]
 
 
 class _Pool2d(Layer):
@@ -471,6 +539,21 @@ class MaxPool2d(_Pool2d):
         out = np.empty((n, c, h // self.k, w // self.k), dtype=x.dtype)
         arg = np.empty(out.shape, dtype=np.int32)
         _batch_parallel(lambda s: _maxpool_forward(x[s], self.k, out[s], arg[s]), n)
+        self._cache(train, _arg=arg, _x_shape=x.shape)
+        return out
+
+    def forward_relu(self, x, train=True):
+        """Max pooling of relu(x) in one pass over x: ``Activation("relu")`` then this layer.
+
+        Equal to the two layers run in turn, values and gradients: max and ReLU commute, and
+        ``backward`` then returns dL/dx before the ReLU (zero in windows whose max is not
+        positive). It saves the ReLU's pass over the largest feature map and its mask.
+        """
+        x = self._check(x)
+        n, c, h, w = x.shape
+        out = np.empty((n, c, h // self.k, w // self.k), dtype=x.dtype)
+        arg = np.empty(out.shape, dtype=np.int32)
+        _batch_parallel(lambda s: _maxpool_forward(x[s], self.k, out[s], arg[s], True), n)
         self._cache(train, _arg=arg, _x_shape=x.shape)
         return out
 
@@ -598,6 +681,11 @@ class Activation(Layer):
     def name(self) -> str:
         """Canonical name of the activation."""
         return self.act.name
+
+    def forget(self) -> None:
+        """Drop the cached input of the last training forward: ``backward`` raises until the
+        next one (``Sequential`` calls it when max pooling runs this ReLU for it)."""
+        self._x = None
 
     def forward(self, x, train=True):
         x = np.asarray(x)

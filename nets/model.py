@@ -73,11 +73,26 @@ class Sequential:
         """Gradients of the last backward, paired with :meth:`params`."""
         return [g for layer in self.layers for g in layer.grads()]
 
+    def _relu_pools(self) -> set[int]:
+        """Indices i of ReLU layers followed by max pooling: the pair runs as one pass
+        (:meth:`MaxPool2d.forward_relu`), with the same values and gradients."""
+        return {i for i, (a, b) in enumerate(itertools.pairwise(self.layers))
+                if isinstance(a, Activation) and a.name == "relu" and isinstance(b, MaxPool2d)}
+
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         """Outputs (n, classes) of the batch ``x``; ``train`` caches for :meth:`backward`."""
         x = np.asarray(x, dtype=self.dtype)
-        for layer in self.layers:
-            x = layer.forward(x, train)
+        fused = self._relu_pools()
+        i = 0
+        while i < len(self.layers):
+            if i in fused:
+                # The ReLU's cache would be stale: its gradient comes out of the pooling.
+                self.layers[i].forget()
+                x = self.layers[i + 1].forward_relu(x, train)
+                i += 2
+            else:
+                x = self.layers[i].forward(x, train)
+                i += 1
         return x
 
     def backward(self, grad: np.ndarray, input_grad: bool = False) -> np.ndarray | None:
@@ -92,7 +107,10 @@ class Sequential:
         """
         trainable = [i for i, layer in enumerate(self.layers) if layer.params()]
         stop = 0 if input_grad or not trainable else trainable[0]
+        fused = self._relu_pools()
         for i in range(len(self.layers) - 1, stop - 1, -1):
+            if i in fused:
+                continue  # the pooling above it returned the gradient before the ReLU
             if i == stop and not input_grad:
                 self.layers[i].backward(grad, input_grad=False)
                 return None
