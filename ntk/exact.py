@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from scipy import linalg
 
 from ntk.activations import Activation, activation, parse_activations
 from ntk.bivariate import PairMoments, pair_moments
@@ -148,7 +149,11 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         for act in layers:
             if act.has_jumps:
                 raise ValueError(f"NTK undefined: E[sigma'^2] is infinite for {act.name}")
-    K = X.T @ X
+    # Lower triangle of X^T X only, by a symmetric rank-p update (half the flops of a product):
+    # syrk fills the upper triangle of its Fortran-ordered result, whose transpose is the
+    # C-ordered K with that triangle below the diagonal. The upper triangle stays zero until
+    # the final mirror; nothing reads it before.
+    K = linalg.blas.dsyrk(1.0, X.T, lower=0).T
     if tau0 is None:
         tau0 = math.sqrt(np.trace(K) / K.shape[0])
     tau0 = float(tau0)
