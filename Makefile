@@ -37,6 +37,8 @@ lint: $(BIN)/activate
 bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py
 	$(BIN)/python benchmarks/bench_exact.py
+	$(BIN)/python benchmarks/bench_spectrum.py
+	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_solver.py
 	$(BIN)/python benchmarks/bench_ternary.py
 	$(BIN)/python benchmarks/bench_train.py

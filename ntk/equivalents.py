@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import blas
 
 from ntk.activations import activation
 from ntk.constants import ActivationConstants, tau_chain
@@ -146,7 +147,9 @@ def equivalent_kernel(X: np.ndarray, V: np.ndarray, t: np.ndarray, T: np.ndarray
     C[k, k] = c2
     K = X.T @ X
     K *= c1
-    K += (V @ C) @ V.T
+    # K^T is K's column-major view (K is symmetric): the rank-(k + 1) update goes in place
+    # instead of through an n x n temporary.
+    blas.dgemm(1.0, V @ C, V, beta=1.0, c=K.T, trans_b=True, overwrite_c=True)
     K.flat[:: n + 1] += c_diag - tau0 * tau0 * c1
     return K
 

@@ -20,7 +20,9 @@ from rmt.gmm import (
     sample_gmm,
 )
 from rmt.spectral import (
+    FullComparison,
     SpectralComparison,
+    compare_full_spectra,
     compare_spectra,
     eigenvalue_histogram,
     operator_norm,
@@ -30,6 +32,7 @@ from rmt.spectral import (
 
 __all__ = [
     "FittedMixture",
+    "FullComparison",
     "GMMSample",
     "GMMStatistics",
     "GaussianMixture",
@@ -37,6 +40,7 @@ __all__ = [
     "SpectralComparison",
     "ar1_matrix",
     "balanced_indices",
+    "compare_full_spectra",
     "compare_spectra",
     "eigenvalue_histogram",
     "estimate_tau0",

@@ -7,7 +7,8 @@ The quantities the equivalents are judged by (spec section 6):
     alignment_i        = |<u_i(K), u_i(K_ref)>|             (unit top eigenvectors)
 
 Large matrices use Lanczos (``scipy.sparse.linalg.eigsh``) with a fixed start vector, so results
-are reproducible; small ones a dense ``eigh``.
+are reproducible; small ones a dense ``eigh``. :func:`compare_full_spectra` also returns every
+eigenvalue, at the cost of one Householder tridiagonalization per matrix (see its docstring).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg
-from scipy.sparse.linalg import eigsh
+from scipy.linalg import blas, lapack
+from scipy.sparse.linalg import LinearOperator, eigsh
 
 __all__ = [
+    "FullComparison",
     "SpectralComparison",
+    "compare_full_spectra",
     "compare_spectra",
     "eigenvalue_histogram",
     "operator_norm",
@@ -77,9 +81,13 @@ def top_eigenpairs(K: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     else:
         vals, vecs = eigsh(K, k=k, which="LA", v0=_start_vector(n), tol=1e-12)
     order = np.argsort(vals)[::-1]
-    vals, vecs = vals[order], vecs[:, order]
-    signs = np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(k)])
-    return vals, vecs * signs
+    return vals[order], _fix_signs(vecs[:, order])
+
+
+def _fix_signs(vecs: np.ndarray) -> np.ndarray:
+    """Each column (n, k) times the sign of its largest-magnitude entry."""
+    signs = np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])])
+    return vecs * signs
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,16 @@ class SpectralComparison:
         }
 
 
+def _comparison(rel_error: float, vals_t, vecs_t, vals_r, vecs_r) -> SpectralComparison:
+    return SpectralComparison(
+        rel_spectral_error=rel_error,
+        top_eigs_theory=vals_t,
+        top_eigs_reference=vals_r,
+        eig_rel_err=np.abs(vals_t - vals_r) / np.abs(vals_r),
+        alignment=np.abs(np.sum(vecs_t * vecs_r, axis=0)),
+    )
+
+
 def compare_spectra(K_theory: np.ndarray, K_ref: np.ndarray, k: int = 5
                     ) -> SpectralComparison:
     """Operator-norm error, top-k eigenvalue errors and eigenvector alignments.
@@ -113,13 +131,140 @@ def compare_spectra(K_theory: np.ndarray, K_ref: np.ndarray, k: int = 5
     """
     vals_t, vecs_t = top_eigenpairs(K_theory, k)
     vals_r, vecs_r = top_eigenpairs(K_ref, k)
-    return SpectralComparison(
-        rel_spectral_error=rel_spectral_error(K_theory, K_ref),
-        top_eigs_theory=vals_t,
-        top_eigs_reference=vals_r,
-        eig_rel_err=np.abs(vals_t - vals_r) / np.abs(vals_r),
-        alignment=np.abs(np.sum(vecs_t * vecs_r, axis=0)),
-    )
+    return _comparison(rel_spectral_error(K_theory, K_ref), vals_t, vecs_t, vals_r, vecs_r)
+
+
+@dataclass(frozen=True)
+class FullComparison:
+    """:class:`SpectralComparison` plus every eigenvalue of both matrices.
+
+    Attributes:
+        comparison: operator-norm error, top-k eigenvalues, alignments.
+        eigs_theory, eigs_reference: all eigenvalues (n,), ascending.
+        vectors_reference: (n, vectors) top unit eigenvectors of the reference, descending
+            eigenvalues, signs as in :func:`top_eigenpairs`.
+    """
+
+    comparison: SpectralComparison
+    eigs_theory: np.ndarray
+    eigs_reference: np.ndarray
+    vectors_reference: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Tridiagonal:
+    """Q^T K Q = tridiag(e, d, e) with Q = H_0 ... H_{n-2}, H_i = I - tau_i v_i v_i^T and
+    v_i = (0 (i + 1 entries), 1, A[i + 2:, i]) (LAPACK ``sytrd``, lower triangle of A).
+
+    A (n, n, column-major) holds the reflectors below its first subdiagonal and K, untouched, in
+    its strict upper triangle; ``diag`` is K's diagonal."""
+
+    A: np.ndarray
+    d: np.ndarray
+    e: np.ndarray
+    tau: np.ndarray
+    diag: np.ndarray
+
+
+def _tridiagonalize(K: np.ndarray, overwrite: bool) -> _Tridiagonal:
+    """Reduce symmetric K (n, n) to tridiagonal form, in K's own memory if ``overwrite`` and K
+    is a contiguous float64 array (K is symmetric, so its transpose is the column-major matrix
+    LAPACK wants), else in a copy."""
+    A = K.T if K.flags.c_contiguous else K
+    if not (overwrite and A.flags.f_contiguous and A.flags.writeable
+            and A.dtype == np.float64):
+        A = np.array(K, dtype=np.float64, order="F")
+    n = A.shape[0]
+    diag = A.diagonal().copy()
+    lwork, info = lapack.dsytrd_lwork(n, lower=1)
+    _, d, e, tau, info = lapack.dsytrd(A, lower=1, lwork=int(lwork), overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dsytrd failed (info = {info})")
+    return _Tridiagonal(A=A, d=d, e=e, tau=tau, diag=diag)
+
+
+def _back_transform(tri: _Tridiagonal, Y: np.ndarray) -> np.ndarray:
+    """Q Y (n, k): the reflectors applied to the columns of Y, last reflector first, O(n^2 k)
+    (LAPACK's ``ormtr``, which SciPy does not wrap)."""
+    Z = np.array(Y, order="C")
+    for i in range(len(tri.tau) - 1, -1, -1):
+        v = tri.A[i + 2:, i]
+        w = tri.tau[i] * (Z[i + 1] + v @ Z[i + 2:])
+        Z[i + 1] -= w
+        Z[i + 2:] -= np.outer(v, w)
+    return Z
+
+
+def _spectrum_and_top_pairs(tri: _Tridiagonal, k: int
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All eigenvalues (n,) ascending, the k largest (k,) descending and their unit
+    eigenvectors (n, k), from the tridiagonal form (root-free QR for the values, bisection and
+    inverse iteration for the k pairs)."""
+    n = tri.d.shape[0]
+    values = linalg.eigvalsh_tridiagonal(tri.d, tri.e, lapack_driver="sterf",
+                                         check_finite=False)
+    top, Y = linalg.eigh_tridiagonal(tri.d, tri.e, select="i", select_range=(n - k, n - 1),
+                                     check_finite=False)
+    return values, top[::-1], _fix_signs(_back_transform(tri, Y[:, ::-1]))
+
+
+def _difference_norm(tri_t: _Tridiagonal, tri_r: _Tridiagonal) -> float:
+    """||K_ref - K_theory||_2 from the strict upper triangles and saved diagonals, formed in
+    the memory of ``tri_t.A`` (which no longer holds its reflectors afterwards) and applied by
+    ``symv``, which reads only that triangle."""
+    D = tri_t.A
+    D -= tri_r.A
+    np.fill_diagonal(D, tri_t.diag - tri_r.diag)
+    n = D.shape[0]
+    if n <= _DENSE_MAX:
+        return float(np.max(np.abs(linalg.eigvalsh(D, lower=False, check_finite=False))))
+    op = LinearOperator((n, n), matvec=lambda v: blas.dsymv(1.0, D, v, lower=0), dtype=float)
+    val = eigsh(op, k=1, which="LM", return_eigenvectors=False, v0=_start_vector(n), tol=1e-10)
+    return float(abs(val[0]))
+
+
+def compare_full_spectra(K_theory: np.ndarray, K_ref: np.ndarray, k: int = 5, *,
+                         vectors: int = 2, overwrite: bool = False) -> FullComparison:
+    """:func:`compare_spectra` plus every eigenvalue of both matrices, near the cost of two
+    eigenvalue-only decompositions.
+
+    One float64 Householder tridiagonalization Q^T K Q = T per matrix (LAPACK ``sytrd``, the
+    O(n^3) part, as in ``eigvalsh``) gives all eigenvalues (``sterf`` on T, O(n^2)) and the top
+    pairs (bisection and inverse iteration on T, then Q applied to max(k, vectors) vectors,
+    O(n^2 k)); no other eigenvectors are computed. ||K_ref||_2 = max |lambda_i(K_ref)| comes
+    from the eigenvalues; ||K_ref - K_theory||_2 from Lanczos on the difference, formed in place
+    in the triangle ``sytrd`` leaves untouched. Every number is float64 and agrees with
+    :func:`compare_spectra` to the Lanczos tolerances (1e-12 on eigenvalues, 1e-10 on the
+    operator norm).
+
+    Args:
+        K_theory: (n, n) symmetric, e.g. a deterministic equivalent.
+        K_ref: (n, n) symmetric reference.
+        k: how many top eigenpairs to compare, 1 <= k <= n.
+        vectors: how many top eigenvectors of K_ref to return, 1 <= vectors <= n.
+        overwrite: allow the two matrices to be destroyed (no n x n copy when they are
+            contiguous float64 arrays).
+    """
+    K_theory = _check_square(K_theory, "K_theory")
+    K_ref = _check_square(K_ref, "K_ref")
+    if K_theory.shape != K_ref.shape:
+        raise ValueError(f"shapes differ: {K_theory.shape} vs {K_ref.shape}")
+    if overwrite and np.shares_memory(K_theory, K_ref):
+        raise ValueError("K_theory and K_ref share memory; they cannot both be overwritten")
+    n = K_ref.shape[0]
+    for name, value in (("k", k), ("vectors", vectors)):
+        if not 1 <= value <= n:
+            raise ValueError(f"{name} must lie in [1, {n}], got {value}")
+    pairs = max(k, vectors)
+    tri_t = _tridiagonalize(K_theory, overwrite)
+    eigs_t, vals_t, vecs_t = _spectrum_and_top_pairs(tri_t, k)
+    tri_r = _tridiagonalize(K_ref, overwrite)
+    eigs_r, vals_r, vecs_r = _spectrum_and_top_pairs(tri_r, pairs)
+    norm_ref = float(max(abs(eigs_r[0]), abs(eigs_r[-1])))
+    rel_error = _difference_norm(tri_t, tri_r) / norm_ref
+    comparison = _comparison(rel_error, vals_t, vecs_t, vals_r[:k], vecs_r[:, :k])
+    return FullComparison(comparison=comparison, eigs_theory=eigs_t, eigs_reference=eigs_r,
+                          vectors_reference=vecs_r[:, :vectors])
 
 
 def eigenvalue_histogram(K: np.ndarray, bins: int | np.ndarray = 60

@@ -16,8 +16,8 @@ from ntk import parse_activations
 from ntk.empirical import empirical_kernels
 from ntk.equivalents import ck_coefficients, ck_equivalent, ntk_coefficients, ntk_equivalent
 from ntk.exact import exact_kernels
-from rmt import compare_spectra, gaussian_mixture, rel_spectral_error, sample_gmm
-from rmt.spectral import SpectralComparison
+from rmt import gaussian_mixture, rel_spectral_error, sample_gmm
+from rmt.spectral import SpectralComparison, compare_full_spectra
 from validation.datasource import DataSource, TrainingSet
 
 __all__ = [
@@ -75,7 +75,8 @@ class SpectrumResult:
     Attributes:
         comparison: operator-norm error, top eigenvalues, alignments.
         eigs_theory, eigs_reference: all eigenvalues (n,), ascending.
-        vectors_reference: (n, 2) top eigenvectors of the reference kernel.
+        vectors_reference: (n, 2) top eigenvectors of the reference kernel (each with its
+            largest-magnitude entry positive).
         labels: (n,) classes.
         noise: relative Monte-Carlo noise of the reference (``None`` for exact kernels).
         source: for real data (``data=`` given): the data set, classes, p, training counts
@@ -147,6 +148,18 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
         seed: seeds the data and the networks.
         k: number of top eigenpairs compared.
         data: a labelled data set instead of the built-in GMM.
+
+    Cost rule (spectra): compute only what is reported or drawn, in float64, once. Each kernel
+    gets one Householder tridiagonalization, the O(n^3) step of an eigenvalue-only
+    decomposition; all n eigenvalues (for the histogram) and the top max(k, 2) eigenpairs
+    (reported numbers and the figure's two reference eigenvectors) come from it in O(n^2 k), so
+    no other eigenvectors are computed. ||K_ref||_2 is read off the eigenvalues; ||K_ref -
+    K||_2 is Lanczos on the difference, formed in place in the triangle the reduction leaves
+    untouched. The kernels are reduced in their own memory (no n x n copy) and dropped when
+    reduced; the reference is built before the equivalent. Float32 would not pay here: the
+    reported numbers need float64, and the float64 reduction gives the histogram for O(n^2),
+    while a float32 one would be a second O(n^3) pass. Cost at n = 6400: the two reductions
+    plus the kernels and about 60 half-matrix products (``benchmarks/bench_spectrum.py``).
     """
     start = time.perf_counter()
     _check_p(p, data)
@@ -190,31 +203,33 @@ def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draw
     """The comparison of ``spectrum_experiment`` on one data matrix X (p, n)."""
     p, n = X.shape
     coefficients = _coefficients(kernel, acts, stats.tau0)
-    # Stages: equivalent, reference, spectra (the Monte-Carlo reference has its own bar).
+    # Stages: reference, equivalent, spectra (the Monte-Carlo reference has its own bar).
     steps = tqdm(total=3, desc="spectrum", disable=not progress or reference != "exact",
                  leave=False)
-    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(X, stats, acts)
-    steps.update()
     noise = None
+    # The reference first: its construction has the largest working memory, so the
+    # equivalent (n x n) is not alive yet at that peak.
     if reference == "exact":
-        ex = exact_kernels(X, acts, stats.tau0, ntk=kernel == "ntk")
-        ref = ex.ck if kernel == "ck" else ex.ntk
-        steps.update()
+        ref = exact_kernels(X, acts, stats.tau0, ntk=kernel == "ntk")
+        ref = ref.ck if kernel == "ck" else ref.ntk
     else:
         emp = empirical_kernels(X, acts, width=width, draws=draws, weights=weights,
                                 seed=seed + 1, tau0=stats.tau0, ntk=kernel == "ntk",
                                 progress=progress)
         ref, noise = (emp.ck, emp.ck_noise) if kernel == "ck" else (emp.ntk, emp.ntk_noise)
-    comparison = compare_spectra(equivalent, ref, k=k)
-    eigs_ref, vecs_ref = np.linalg.eigh(ref)
-    eigs_theory = np.linalg.eigvalsh(equivalent)
+        del emp
+    steps.update()
+    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(X, stats, acts)
+    steps.update()
+    full = compare_full_spectra(equivalent, ref, k=k, vectors=2, overwrite=True)
+    del equivalent, ref
     steps.update()
     steps.close()
     return SpectrumResult(
         acts=tuple(a.name for a in acts), kernel=kernel, reference=reference, n=n, p=p,
-        tau0=stats.tau0, coefficients=coefficients, comparison=comparison,
-        eigs_theory=eigs_theory, eigs_reference=eigs_ref,
-        vectors_reference=vecs_ref[:, ::-1][:, :2], labels=labels, noise=noise,
+        tau0=stats.tau0, coefficients=coefficients, comparison=full.comparison,
+        eigs_theory=full.eigs_theory, eigs_reference=full.eigs_reference,
+        vectors_reference=full.vectors_reference, labels=labels, noise=noise,
         weights=weights if reference == "mc" else "gaussian",
         seconds=time.perf_counter() - start)
 

@@ -69,6 +69,9 @@ def execute_task(task: Task, threads: int = 1) -> dict:
         ``{"status": "ok", "metrics": {...}}`` or ``{"status": "failed", "error": "Type:
         message", "traceback": "..."}``, plus ``seconds`` (wall time) and ``worker``.
     """
+    # SciPy ships its own OpenBLAS: load it before limiting the pools, or a task that first
+    # imports scipy.linalg inside the limit keeps its default thread count (and other bits).
+    import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     from validation.tasks import EXPERIMENTS
