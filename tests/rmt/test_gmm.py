@@ -1,5 +1,6 @@
 """GMM sampler and statistics."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -82,3 +83,24 @@ def test_bad_samples():
         GaussianMixture(np.zeros((2, 3)), np.stack([np.eye(3)] * 2), np.array([0.5, 0.6]))
     with pytest.raises(ValueError, match="shape"):
         GaussianMixture(np.zeros((2, 3)), np.stack([np.eye(2)] * 2), np.array([0.5, 0.5]))
+
+
+@pytest.mark.parametrize("scales", [None, (1.0, 1.0), (0.5, 2.3)])
+def test_diagonal_covariances_draw_as_the_cholesky_product(scales):
+    # The shortcut for positive diagonal covariances (the built-in model's scaled identities,
+    # scales=None) must give the draws of F Z with F the Cholesky factor, bit for bit: the
+    # seed's draws do not change.
+    p, n = 37, 50
+    model = gaussian_mixture(p)
+    if scales is not None:
+        covariances = np.stack([s * np.diag(np.linspace(0.5, 2.0, p)) for s in scales])
+        model = dataclasses.replace(model, covariances=covariances)
+    got = sample_gmm(model, n, seed=3)
+    rng = np.random.default_rng(3)
+    labels = got.labels
+    W = np.empty((p, n))
+    for a in range(2):
+        idx = np.flatnonzero(labels == a)
+        W[:, idx] = np.linalg.cholesky(model.covariances[a]) @ rng.standard_normal((p, idx.size))
+    want = (model.means[labels].T + W) / np.sqrt(p)
+    np.testing.assert_array_equal(got.X, want)
