@@ -1,5 +1,6 @@
 """Shared by the benchmark scripts: what machine they ran on, and how a call is timed."""
 
+import math
 import platform
 import time
 
@@ -25,3 +26,17 @@ def best_time(fn, repeat: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def interleaved_best(fns: dict, repeat: int) -> dict[str, float]:
+    """Best wall time of each callable over ``repeat`` rounds that call them in turn (after
+    one warm-up call each), so that load on the machine hits every side alike."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, math.inf)
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -44,15 +44,13 @@ import os
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import argparse
-import math
 import platform
 import sys
-import time
 
 import numba
 import numpy as np
 import threadpoolctl
-from _machine import cpu_name
+from _machine import cpu_name, interleaved_best
 
 from nets import LossCurvature, mlp, small_cnn
 from solvers import hutchinson_trace, top_ritz_pairs
@@ -61,20 +59,6 @@ INSTALL_HINT = ("PyTorch is not importable, so the comparison with its kept-grap
                 "skipped: install it into the venv with `.venv/bin/pip install torch==2.13.0` "
                 "(a CPU wheel), then run this again.")
 TOP = 5  # Ritz values compared
-
-
-def best_times(fns: dict, repeat: int) -> dict[str, float]:
-    """Smallest wall time of each callable: one warm-up call each, then ``repeat`` rounds
-    that call them in turn."""
-    for fn in fns.values():
-        fn()
-    best = dict.fromkeys(fns, math.inf)
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def ms(seconds: float) -> str:
@@ -94,7 +78,7 @@ def project_table(rng, repeat: int) -> None:
         kept = LossCurvature(model, X, y)
         fresh = LossCurvature(model, X, y, max_cache_bytes=0)
         v = rng.standard_normal(kept.n)
-        t = best_times({"gradient": kept.gradient,
+        t = interleaved_best({"gradient": kept.gradient,
                         "recomputed": lambda c=fresh, v=v: c.hvp(v),
                         "reused": lambda c=kept, v=v: c.hvp(v)}, repeat)
         print(f"| {name} | {shape[0]} | {kept.n:,} | {ms(t['gradient'])} "
@@ -218,7 +202,7 @@ def torch_table(torch, rng, repeat: int, products: int) -> None:
     print("| measurement | project | torch kept graph | project / torch |")
     print("|---|---:|---:|---:|")
     for name, ours, theirs in rows:
-        t = best_times({"project": ours, "torch": theirs}, repeat)
+        t = interleaved_best({"project": ours, "torch": theirs}, repeat)
         print(f"| {name} | {ms(t['project'])} | {ms(t['torch'])} "
               f"| {t['project'] / t['torch']:.2f} |")
     hv_diff = np.linalg.norm(hv - hv_torch) / np.linalg.norm(hv)

@@ -15,26 +15,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import time
 
 import numba
 import numpy as np
-from _machine import cpu_name
+from _machine import cpu_name, interleaved_best
 
 from nets.compressed import TernaryMatrix, sample_ternary_signs
-
-
-def interleaved_best(fns: dict, repeat: int) -> dict[str, float]:
-    """Best wall time of each callable over ``repeat`` alternating rounds (after a warm-up)."""
-    for fn in fns.values():
-        fn()
-    best = dict.fromkeys(fns, math.inf)
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from test_exact import relu_closed_form
 
 import ntk.exact as exact
 from ntk.activations import activation
@@ -31,32 +32,12 @@ def spread_data(p, n, seed):
     return X / np.linalg.norm(X, axis=0) * rng.uniform(0.6, 1.4, n)
 
 
-def relu_arc_cosine(X, layers, tau0):
-    """CK_L, NTK_L of centred ReLU layers from the arc-cosine closed forms."""
-    K = X.T @ X
-    N = K.copy()
-    tau = tau0
-    for _ in range(layers):
-        s = np.sqrt(np.diag(K))
-        rho = np.clip(K / np.outer(s, s), -1.0, 1.0)
-        np.fill_diagonal(rho, 1.0)
-        th = np.arccos(rho)
-        m = tau / math.sqrt(2 * math.pi)
-        mean = s / math.sqrt(2 * math.pi)
-        ck = (np.outer(s, s) * (np.sin(th) + (np.pi - th) * np.cos(th)) / (2 * np.pi)
-              - m * (mean[:, None] + mean[None, :]) + m * m)
-        N = ck + (np.pi - th) / (2 * np.pi) * N
-        K = ck
-        tau *= math.sqrt(0.5 - 0.5 / math.pi)
-    return K, N
-
-
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_relu_many_samples_match_arc_cosine(layers):
     """Odd n over many row blocks and mirror tiles; correlations up to 0.9 give tails."""
     X = spread_data(40, 301, seed=layers)
     got = exact_kernels(X, ["relu"] * layers)
-    ck, ntk = relu_arc_cosine(X, layers, got.tau0)
+    ck, ntk = relu_closed_form(X, layers, got.tau0)
     assert got.terms[0] > 50
     for value, ref in ((got.ck, ck), (got.ntk, ntk)):
         np.testing.assert_array_equal(value, value.T)
