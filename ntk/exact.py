@@ -162,8 +162,9 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
     consts = tau_chain(layers, tau0)
     cap = tol ** (1.0 / MAX_TERMS)
     # K becomes CK_l and N becomes NTK_l in place, layer after layer. The layers read and write
-    # the lower triangles only; the upper ones are filled once at the end.
-    N = K.copy() if ntk else np.empty((0, 0))
+    # the lower triangles only; the upper ones are filled once at the end. NTK_0 = K_0 is read
+    # from K by the first layer, so N starts empty rather than as a copy.
+    N = np.empty_like(K) if ntk else np.empty((0, 0))
     close = None
     terms, n_close = [], []
     for layer, (act, const) in enumerate(zip(layers, consts, strict=True), start=1):
@@ -187,9 +188,11 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         # and d_k(j) as (T_0, n).
         coef_t = np.ascontiguousarray(coef[:, :bulk + 1].T)
         deriv_t = np.ascontiguousarray(deriv[:, :bulk].T) if ntk else np.empty((0, 0))
-        ntk_before = N[close.i, close.j] if ntk else None
-        _layer_update(K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
-                      ntk, math.log(tol), cap)
+        # A flag selects K as NTK_0 inside the compiled loop: passing K a second time in place
+        # of N gave wrong entries, as the compiled loop took its two arrays not to overlap.
+        ntk_before = (K if layer == 1 else N)[close.i, close.j] if ntk else None
+        _layer_update(K, N, layer == 1, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
+                      sdot_diag, ntk, math.log(tol), cap)
         close = _close_pair_update(K, N, act, const.m0, s, close, ck_diag, ntk_before)
         terms.append(int(row_terms.max()))
         n_close.append(int(close.i.size))
@@ -586,9 +589,11 @@ def _close_in_rows(K, s, rows, counts, cap):
 
 
 @numba.njit(parallel=True, cache=True)
-def _layer_update(K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
-                  with_ntk, log_tol, cap):
-    """One layer in place: K <- CK_l, and N <- NTK_l when ``with_ntk``.
+def _layer_update(K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
+                  sdot_diag, with_ntk, log_tol, cap):
+    """One layer in place: K <- CK_l, and N <- NTK_l when ``with_ntk``. NTK_{l-1} is read
+    from N, or at the ``first`` layer from K (NTK_0 = K_0), each entry before it is
+    overwritten.
 
     coef_t (T_0 + 1, n) and deriv_t (T_0, n) hold the shared terms c_k(j), d_k(j) with samples
     contiguous, so their Horner steps run vectorised over j; coef (n, T + 1) and deriv (n, T)
@@ -602,16 +607,18 @@ def _layer_update(K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdo
     n = K.shape[0]
     # Row i costs O(i): pairing row t with row n - 1 - t balances the threads.
     for t in numba.prange((n + 1) // 2):
-        _layer_row(t, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
-                   with_ntk, log_tol, cap)
+        _layer_row(t, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
+                   sdot_diag, with_ntk, log_tol, cap)
         if n - 1 - t != t:
-            _layer_row(n - 1 - t, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
-                       sdot_diag, with_ntk, log_tol, cap)
+            _layer_row(n - 1 - t, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms,
+                       ck_diag, sdot_diag, with_ntk, log_tol, cap)
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _layer_row(i, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdot_diag,
-               with_ntk, log_tol, cap):
+# Inlined into the parallel loop: called as a function, its Horner loops ran at half speed
+# (measured with benchmarks/bench_theory.py).
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _layer_row(i, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
+               sdot_diag, with_ntk, log_tol, cap):
     """Row i of :func:`_layer_update`: entries (i, j <= i)."""
     bulk = coef_t.shape[0] - 1
     rho = np.empty(i)
@@ -652,14 +659,15 @@ def _layer_row(i, K, N, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag, sdo
     if with_ntk:
         for j in range(i):
             ck = acc_c[j] * rho[j] + c0 * coef_t[0, j]
+            before = K[i, j] if first else N[i, j]
             K[i, j] = ck
-            N[i, j] = ck + acc_d[j] * N[i, j]
+            N[i, j] = ck + acc_d[j] * before
     else:
         for j in range(i):
             K[i, j] = acc_c[j] * rho[j] + c0 * coef_t[0, j]
-    K[i, i] = ck_diag[i]
     if with_ntk:
-        N[i, i] = ck_diag[i] + sdot_diag[i] * N[i, i]
+        N[i, i] = ck_diag[i] + sdot_diag[i] * (K[i, i] if first else N[i, i])
+    K[i, i] = ck_diag[i]
 
 
 # Tiles of the mirror copy: a tile's rows are read and its columns written within cache.
