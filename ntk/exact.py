@@ -605,13 +605,13 @@ def _layer_update(K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_di
     at the end).
     """
     n = K.shape[0]
-    # Row i costs O(i): pairing row t with row n - 1 - t balances the threads.
+    # Row i costs O(i): pairing row t with row n - 1 - t balances the threads. The row is
+    # inlined, so it has one call site (each site would be compiled anew).
     for t in numba.prange((n + 1) // 2):
-        _layer_row(t, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
-                   sdot_diag, with_ntk, log_tol, cap)
-        if n - 1 - t != t:
-            _layer_row(n - 1 - t, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms,
-                       ck_diag, sdot_diag, with_ntk, log_tol, cap)
+        for side in range(2 if n - 1 - t != t else 1):
+            i = t + side * (n - 1 - 2 * t)
+            _layer_row(i, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
+                       sdot_diag, with_ntk, log_tol, cap)
 
 
 # Inlined into the parallel loop: called as a function, its Horner loops ran at half speed
