@@ -239,7 +239,7 @@ def _maxpool_forward_r(layer, p, x, need):
     n, c, h, w = x.shape
     y = np.empty((n, c, h // layer.k, w // layer.k), dtype=_F64)
     arg = np.empty(y.shape, dtype=np.int32)
-    _maxpool_forward(np.ascontiguousarray(x), layer.k, y, arg)
+    _maxpool_forward(np.ascontiguousarray(x), layer.k, y, arg, False)
     return y, (arg, x.shape)
 
 

@@ -441,7 +441,7 @@ class Conv2d(_ParamLayer):
 
 
 @numba.njit(cache=True, nogil=True)
-def _maxpool_forward(x, k, out, arg, relu=False):
+def _maxpool_forward(x, k, out, arg, relu):
     """out = max over each k x k window; arg = flat index i k + j of the (first) maximum.
 
     With ``relu``: out = max(window max, 0), which is the max pooling of relu(x) (the two
@@ -538,7 +538,7 @@ class MaxPool2d(_Pool2d):
         n, c, h, w = x.shape
         out = np.empty((n, c, h // self.k, w // self.k), dtype=x.dtype)
         arg = np.empty(out.shape, dtype=np.int32)
-        _batch_parallel(lambda s: _maxpool_forward(x[s], self.k, out[s], arg[s]), n)
+        _batch_parallel(lambda s: _maxpool_forward(x[s], self.k, out[s], arg[s], False), n)
         self._cache(train, _arg=arg, _x_shape=x.shape)
         return out
 

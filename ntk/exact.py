@@ -408,9 +408,11 @@ def _interpolated_moments(act: Activation, s: np.ndarray, m: float, row_terms: n
     power = np.linalg.solve(np.vander(t / top, n_scales, increasing=True),
                             np.column_stack([coef_t, ck_t, sdot_t]))
     moments = np.vander(s / top, n_scales, increasing=True) @ power
-    coef = moments[:, :-2]
+    coef = np.ascontiguousarray(moments[:, :-2])
     coef[np.arange(coef.shape[1])[None, :] > row_terms[:, None]] = 0.0
-    return coef, moments[:, -2], moments[:, -1]
+    # Contiguous like the other paths' moments: the compiled layer update then has one
+    # signature, not a second one (of about 3 s compile) for strided views.
+    return coef, np.ascontiguousarray(moments[:, -2]), np.ascontiguousarray(moments[:, -1])
 
 
 def _shared_rule_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndarray,
@@ -492,11 +494,11 @@ def _project_shared(values, grads, m, w, table, row_terms):
     squares = np.empty(rows)
     grad_squares = np.zeros(rows)
     out = np.empty((rows, table.shape[0]))
+    # One call site, so one compiled signature of the row.
     for t in numba.prange((rows + 1) // 2):
-        _project_row(t, values, grads, m, w, table, row_terms, squares, grad_squares, out)
-        if rows - 1 - t != t:
-            _project_row(rows - 1 - t, values, grads, m, w, table, row_terms, squares,
-                         grad_squares, out)
+        for side in range(2 if rows - 1 - t != t else 1):
+            r = t + side * (rows - 1 - 2 * t)
+            _project_row(r, values, grads, m, w, table, row_terms, squares, grad_squares, out)
     return squares, grad_squares, out
 
 
@@ -679,10 +681,10 @@ def _mirror_lower(A):
     """A[j, i] = A[i, j] for i > j, in place: the symmetric matrix of A's lower triangle."""
     n_tiles = (A.shape[0] + _TILE - 1) // _TILE
     # Column tile t costs O(n_tiles - t): pairing t with n_tiles - 1 - t balances the threads.
+    # One call site, so one compiled signature of the tile copy.
     for t in numba.prange((n_tiles + 1) // 2):
-        _mirror_columns(A, t)
-        if n_tiles - 1 - t != t:
-            _mirror_columns(A, n_tiles - 1 - t)
+        for side in range(2 if n_tiles - 1 - t != t else 1):
+            _mirror_columns(A, t + side * (n_tiles - 1 - 2 * t))
 
 
 @numba.njit(cache=True)
