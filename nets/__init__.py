@@ -1,6 +1,8 @@
 """Networks on the CPU: training engine, curvature, quantized and compressed models, memory."""
 
+from nets.cnn_kernels import EmpiricalCNNKernels, cnn_network_kernels, empirical_cnn_kernels
 from nets.compressed import CompressedNetwork, DenseNetwork, TernaryMatrix, sample_ternary_signs
+from nets.compressed_cnn import CompressedCNN, DenseCNN
 from nets.curvature import DENSE_HESSIAN_MAX, LossCurvature
 from nets.data import DataNotFoundError, Dataset, as_float, find_dataset, load_dataset, read_idx
 from nets.datasets import get_dataset_info
@@ -27,12 +29,15 @@ __all__ = [
     "Activation",
     "Adam",
     "AvgPool2d",
+    "CompressedCNN",
     "CompressedNetwork",
     "Conv2d",
     "DataNotFoundError",
     "Dataset",
     "Dense",
+    "DenseCNN",
     "DenseNetwork",
+    "EmpiricalCNNKernels",
     "Flatten",
     "L2Layer",
     "L2Result",
@@ -46,7 +51,9 @@ __all__ = [
     "TernaryMatrix",
     "as_float",
     "channel_axis",
+    "cnn_network_kernels",
     "dense_bytes",
+    "empirical_cnn_kernels",
     "find_dataset",
     "get_dataset_info",
     "init_weights",

@@ -2,6 +2,12 @@
 
 The accounting rule (also carried by every :class:`MemoryReport` in its ``rule`` field):
 
+* A layer is its weight matrix: (d_l, d_{l-1}) for a fully connected layer, (C_l, C_{l-1} k^2)
+  (the k x k filters, one row per output channel) for a convolution of a
+  :class:`~nets.compressed_cnn.CompressedCNN`, accounted alike. A layer's activation values
+  per sample are d_l, or C_l H_l' W_l' for a convolution: its output grid before pooling,
+  where the values are still the activation's (a pooled value averages four of them and is
+  not one of k levels).
 * Dense baseline: every hidden-layer weight is a float32 (32 bits); every layer's activation
   is a fixed function whose only stored parameter is its centring m_l (one float32); an
   activation value takes 32 bits.
@@ -15,14 +21,15 @@ The accounting rule (also carried by every :class:`MemoryReport` in its ``rule``
   thresholds and k levels as float32 (32 (2k - 1) bits; the centring folds into the levels)
   and an activation value takes ceil(log2 k) bits; any other activation counts as in the
   dense baseline.
-* Readout (when its shape is given): float32 in both, 32 bits per entry.
+* Readout (when its shape is given): float32 in both, 32 bits per entry, on the d_L features
+  (a CNN's readout features: C_L H_L W_L for flatten, C_L for global average pooling).
 * Totals add hidden weights, activation parameters and readout. Activation values are
   per-sample working memory, reported per layer and per sample, not in the totals.
 * Factors are dense bits / compressed bits, for the hidden layers and the whole model.
-* A network drawn by ``CompressedNetwork.random`` can also be regenerated from its seed and
-  law: 64 bits of seed + 32 bits of eps for all hidden weights (``seed_regenerated_bits``).
-  That presumes the exact generator at load time and holds for random features only, so it is
-  reported apart and never enters the totals or factors.
+* A network drawn by ``CompressedNetwork.random`` or ``CompressedCNN.random`` can also be
+  regenerated from its seed and law: 64 bits of seed + 32 bits of eps for all hidden weights
+  (``seed_regenerated_bits``). That presumes the exact generator at load time and holds for
+  random features only, so it is reported apart and never enters the totals or factors.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from nets.compressed import CompressedNetwork
+from nets.compressed_cnn import CompressedCNN
 from ntk.activations import Activation
 from solvers.entropy import encode_ternary, ternary_entropy_bound
 
@@ -53,7 +61,9 @@ RULE = (
     "bits per value, other activations as dense; readout float32 in both; totals = hidden "
     "weights + activation parameters + readout (activation values are per-sample memory, "
     "not in totals); factor = dense bits / compressed bits; seed regeneration (64-bit seed + "
-    "float32 eps) reported apart, never in totals."
+    "float32 eps) reported apart, never in totals. A convolution counts as its (C_l, "
+    "C_{l-1} k^2) filter matrix, its activation values per sample as C_l x H_l x W_l of its "
+    "output grid before pooling, its readout on the network's readout features."
 )
 
 
@@ -64,8 +74,8 @@ class MemoryReport:
     Attributes:
         rule: the accounting rule, verbatim.
         eps: sparsity of the ternary weight law.
-        layer_shapes: (d_l, d_{l-1}) of each hidden layer.
-        hidden_weights: number of hidden-layer weights, sum_l d_l d_{l-1}.
+        layer_shapes: (d_l, d_{l-1}) of each hidden layer ((C_l, C_{l-1} k^2) of a convolution).
+        hidden_weights: number of hidden-layer weights, sum_l d_l d_{l-1} (filter entries).
         dense_hidden_bits: 32 x hidden_weights.
         packed_hidden_bits: (a) 2-bit packing, bytes per layer, plus 32 bits of scale per layer.
         bound_hidden_bits: (b) hidden_weights x (h(eps) + 1 - eps), plus the scales.
@@ -75,9 +85,11 @@ class MemoryReport:
         compressed_activation_bits: activation parameters of the compressed network.
         dense_value_bits: bits per activation value of each dense layer (32).
         compressed_value_bits: bits per activation value of each compressed layer.
-        dense_values_per_sample_bits: sum_l d_l x dense_value_bits[l].
+        dense_values_per_sample_bits: sum_l d_l x dense_value_bits[l], with d_l the layer's
+            activation values per sample (C_l H_l' W_l' of a convolution, before pooling).
         compressed_values_per_sample_bits: sum_l d_l x compressed_value_bits[l].
-        readout_shape: (outputs, d_L) of the float32 readout, or ``None``.
+        readout_shape: (outputs, d_L) of the float32 readout on the d_L readout features, or
+            ``None``.
         readout_bits: 32 bits per readout entry (0 without readout).
         dense_total_bits: dense hidden + dense activation parameters + readout.
         packed_total_bits, bound_total_bits, coded_total_bits: the same for (a), (b), (c).
@@ -123,7 +135,7 @@ class MemoryReport:
         return _lists(asdict(self))
 
 
-def memory_report(network: CompressedNetwork,
+def memory_report(network: CompressedNetwork | CompressedCNN,
                   readout_shape: tuple[int, int] | None = None) -> MemoryReport:
     """Account the memory of ``network`` against the dense float32 baseline.
 
@@ -131,25 +143,32 @@ def memory_report(network: CompressedNetwork,
     layer: (a) 2 bits per weight (whole bytes per layer), (b) h(eps) + (1 - eps) bits per
     weight, (c) the bytes of ``solvers.entropy.encode_ternary`` on the real signs. A k-level
     step activation costs 32 (2k - 1) bits of parameters and ceil(log2 k) bits per value
-    (dense: 32 bits of centring, 32 bits per value). The readout is float32 in both. The
-    complete rule is ``nets.memory.RULE``.
+    (dense: 32 bits of centring, 32 bits per value). The readout is float32 in both. A CNN is
+    accounted alike, layer by layer: its (C_l, C_{l-1} k^2) filter matrices are the weights,
+    C_l H_l' W_l' values per sample per layer (the convolution's output grid, before
+    pooling), the readout on its ``feature_count`` features. The complete rule is
+    ``nets.memory.RULE``.
 
     Args:
-        network: the compressed network.
-        readout_shape: (outputs, d_L) of a float32 readout on the last layer, or ``None``.
+        network: the compressed network (fully connected or convolutional).
+        readout_shape: (outputs, d_L) of a float32 readout on the last layer's d_L features,
+            or ``None``.
 
     Returns:
         :class:`MemoryReport`.
 
     Raises:
-        ValueError: ``network`` is not a :class:`CompressedNetwork`, or ``readout_shape`` is
-            not two positive integers with second entry d_L.
+        ValueError: ``network`` is not a :class:`CompressedNetwork` or
+            :class:`~nets.compressed_cnn.CompressedCNN`, or ``readout_shape`` is not two
+            positive integers with second entry d_L.
     """
-    if not isinstance(network, CompressedNetwork):
-        raise ValueError(f"network must be a CompressedNetwork, got {type(network).__name__}")
+    if not isinstance(network, CompressedNetwork | CompressedCNN):
+        raise ValueError(f"network must be a CompressedNetwork or CompressedCNN, got "
+                         f"{type(network).__name__}")
+    values, features = _layer_values(network)
     readout_bits = 0
     if readout_shape is not None:
-        readout_shape = _check_readout(readout_shape, network.widths[-1])
+        readout_shape = _check_readout(readout_shape, features)
         readout_bits = _FLOAT32_BITS * readout_shape[0] * readout_shape[1]
     shapes = tuple(W.shape for W in network.weights)
     sizes = [d_out * d_in for d_out, d_in in shapes]
@@ -166,7 +185,6 @@ def memory_report(network: CompressedNetwork,
     dense_values = (_FLOAT32_BITS,) * len(levels)
     compressed_values = tuple(math.ceil(math.log2(k)) if k is not None else _FLOAT32_BITS
                               for k in levels)
-    widths = network.widths
 
     dense_total = dense_hidden + dense_act + readout_bits
     packed_total, bound_total, coded_total = (
@@ -186,9 +204,9 @@ def memory_report(network: CompressedNetwork,
         compressed_activation_bits=compressed_act,
         dense_value_bits=dense_values,
         compressed_value_bits=compressed_values,
-        dense_values_per_sample_bits=sum(d * b for d, b in zip(widths, dense_values,
+        dense_values_per_sample_bits=sum(d * b for d, b in zip(values, dense_values,
                                                                strict=True)),
-        compressed_values_per_sample_bits=sum(d * b for d, b in zip(widths, compressed_values,
+        compressed_values_per_sample_bits=sum(d * b for d, b in zip(values, compressed_values,
                                                                     strict=True)),
         readout_shape=readout_shape,
         readout_bits=readout_bits,
@@ -204,6 +222,13 @@ def memory_report(network: CompressedNetwork,
         total_factor_coded=dense_total / coded_total,
         seed_regenerated_bits=seed_bits,
     )
+
+
+def _layer_values(network) -> tuple[tuple[int, ...], int]:
+    """Activation values per sample of each layer, and the number of readout features."""
+    if isinstance(network, CompressedCNN):
+        return network.layer_values, network.feature_count
+    return network.widths, network.widths[-1]
 
 
 def _levels(act: Activation) -> int | None:

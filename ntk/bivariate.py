@@ -101,9 +101,13 @@ def pair_moments(act: str | Activation | Callable, m: float, s1: float, s2: floa
     delta_next, sgn_next = math.nan, 1.0 if ck >= 0 else -1.0
     if second_moments is not None:
         a_moment, b_moment = (float(v) for v in second_moments)
-        lam = sgn_next * math.sqrt(a_moment / b_moment)
-        dist = np.sum(rule.w * ((f_u - lam * mean_v) ** 2 + lam * lam * var_v))
-        delta_next = min(1.0, max(0.0, float(dist) / (2 * a_moment)))
+        if a_moment <= 0 or b_moment <= 0:
+            # A silent output (a deep step network's variance can underflow to 0).
+            delta_next = 1.0
+        else:
+            lam = sgn_next * math.sqrt(a_moment / b_moment)
+            dist = np.sum(rule.w * ((f_u - lam * mean_v) ** 2 + lam * lam * var_v))
+            delta_next = min(1.0, max(0.0, float(dist) / (2 * a_moment)))
     return PairMoments(ck=ck, sdot=sdot, delta=delta_next, sgn=sgn_next)
 
 

@@ -1,5 +1,6 @@
 """NTK-LC solvers: ternarization equations, knapsack, rank search, entropy models and coding."""
 
+from solvers.cnn_compression import cnn_input_scale, compress_cnn
 from solvers.entropy import (
     decode_integers,
     decode_ternary,
@@ -59,6 +60,8 @@ __all__ = [
     "SpectralDensity",
     "StepFunction",
     "allocate_bits",
+    "cnn_input_scale",
+    "compress_cnn",
     "compress_network",
     "dead_zone",
     "decode_integers",

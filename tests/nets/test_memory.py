@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 
 from nets.compressed import CompressedNetwork, TernaryMatrix
+from nets.compressed_cnn import CompressedCNN
 from nets.memory import RULE, MemoryReport, memory_report
 from ntk.activations import step_activation
+from ntk.cnn_architecture import ConvArchitecture
+from ntk.weights import sample_weights
 from solvers.entropy import encode_ternary, ternary_entropy_bound
 
 STEP2 = step_activation([0.1], [-1.0, 1.0])
@@ -121,3 +124,47 @@ def test_rejects_bad_input(tiny):
             memory_report(tiny, readout_shape=shape)
     with pytest.raises(ValueError, match="CompressedNetwork"):
         memory_report("net")
+
+
+# -- convolutional networks -----------------------------------------------------------------------
+
+def test_cnn_report_follows_the_rule():
+    eps = 0.5
+    arch = ConvArchitecture(2, 3, "same", pool=(1,), readout="flatten")
+    net = CompressedCNN.random((2, 6, 8), (3, 4), [STEP2, STEP4], eps, 1.0, arch, seed=5)
+    r = memory_report(net, readout_shape=(10, 4 * 3 * 4))
+    # The signs again, from the weight law of ntk.weights with the same seed.
+    rng = np.random.default_rng(5)
+    signs = [np.rint(sample_weights(f"ternary:{eps}", shape, rng) * math.sqrt(1 - eps))
+             .astype(np.int8).reshape(shape[0], -1) for shape in ((3, 2, 3, 3), (4, 3, 3, 3))]
+    assert r.layer_shapes == ((3, 18), (4, 27))
+    assert r.hidden_weights == 54 + 108
+    assert r.dense_hidden_bits == 32 * 162
+    # 108 bits -> 14 bytes, 216 bits -> 27 bytes; two float32 scales.
+    assert r.packed_hidden_bits == 8 * (14 + 27) + 64
+    assert r.bound_hidden_bits == pytest.approx(162 * 1.5 + 64)
+    assert r.coded_hidden_bits == 8 * sum(len(encode_ternary(S)) for S in signs) + 64
+    assert r.activation_levels == (2, 4)
+    assert r.compressed_activation_bits == 32 * (3 + 7)
+    assert r.dense_activation_bits == 32 * 2
+    # Values per image: 3 channels x 6 x 8 before the pooling, 4 channels x 3 x 4 after it.
+    assert r.compressed_values_per_sample_bits == 144 * 1 + 48 * 2
+    assert r.dense_values_per_sample_bits == 32 * (144 + 48)
+    assert r.readout_bits == 32 * 10 * 48
+    assert r.dense_total_bits == 32 * 162 + 64 + 32 * 480
+    assert r.coded_total_bits == r.coded_hidden_bits + 320 + 32 * 480
+    assert r.total_factor_packed == pytest.approx((32 * 162 + 64 + 32 * 480)
+                                                  / (8 * 41 + 64 + 320 + 32 * 480))
+    assert r.seed_regenerated_bits == 96
+    assert r.rule == RULE
+
+
+def test_cnn_readout_is_on_the_readout_features():
+    gap = ConvArchitecture(1, 2, "valid", readout="gap")
+    net = CompressedCNN.random((1, 5, 5), (6,), ["relu"], 0.9, 1.0, gap, seed=1)
+    r = memory_report(net, readout_shape=(3, 6))
+    assert r.readout_bits == 32 * 18
+    # A "valid" 2 x 2 filter: a 4 x 4 output grid of 6 channels, 32-bit values (ReLU).
+    assert r.dense_values_per_sample_bits == r.compressed_values_per_sample_bits == 32 * 96
+    with pytest.raises(ValueError, match="d_L = 6"):
+        memory_report(net, readout_shape=(3, 96))
