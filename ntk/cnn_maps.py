@@ -302,9 +302,8 @@ class SeriesMap:
         order = _FIRST_TERMS
         while todo.size:
             order = min(order, MAX_TERMS)
-            coef, ck_diag, sd_diag = _sample_moments(
-                self.act, s[todo], self.m, np.full(todo.size, order, dtype=np.int64),
-                grad=self.ntk)
+            coef, ck_diag, sd_diag = _moments_by_scale(self.act, s[todo], self.m, order,
+                                                       self.ntk)
             second[todo] = ck_diag
             sdot[todo] = sd_diag
             star = _tail_order(coef, ck_diag, s[todo], sd_diag if self.ntk else None,
@@ -324,9 +323,7 @@ class SeriesMap:
         width = max(top_converged, int(terms.max()) if n else 0)
         short = [i for i in live if terms[i] < top_converged]
         if short:
-            coef, _, _ = _sample_moments(self.act, s[short], self.m,
-                                         np.full(len(short), top_converged, dtype=np.int64),
-                                         grad=False)
+            coef = _moments_by_scale(self.act, s[short], self.m, top_converged, False)[0]
             for idx, row in zip(short, coef, strict=True):
                 rows[int(idx)] = row
             terms[short] = top_converged
@@ -394,6 +391,21 @@ class SeriesMap:
         out_delta[p, e, h, w] = deltas
         if self.ntk:
             N[p, e, h, w] = values + derivs * block.theta[p, e, h, w]
+
+
+def _moments_by_scale(act: Activation, s: np.ndarray, m: float, order: int, grad: bool):
+    """``ntk.exact._sample_moments`` of every sample to ``order`` terms, in groups of scales
+    within a factor 2: the quadrature's panels shrink like 1 / (largest scale) for smooth
+    activations, so a few large scales would otherwise set the cost of all samples."""
+    group = np.ceil(np.log2(np.maximum(s, 1.0))).astype(np.int64)
+    coef = np.empty((s.size, order + 1))
+    second = np.empty(s.size)
+    sdot = np.empty(s.size)
+    for g in np.unique(group):
+        idx = np.flatnonzero(group == g)
+        coef[idx], second[idx], sdot[idx] = _sample_moments(
+            act, s[idx], m, np.full(idx.size, order, dtype=np.int64), grad=grad)
+    return coef, second, sdot
 
 
 def _tail_order(coef, second, s, sdot, tol) -> np.ndarray:
