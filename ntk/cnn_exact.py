@@ -52,8 +52,10 @@ from ntk.step_kernels import step_levels
 
 __all__ = ["CNNKernels", "cnn_kernels", "compute_kernels"]
 
-#: Default memory budget of the pair planes of one block, in bytes.
-DEFAULT_MEMORY = 256 * 2**20
+#: Default memory budget of the pair planes of one block, in bytes: blocks of a few tens of
+#: MB reuse the same heap pages, where fresh 100 MB arrays cost page faults (measured: 15 % of
+#: the relu benchmark's time at 256 MB).
+DEFAULT_MEMORY = 64 * 2**20
 # Arrays of one plane size alive at once in a block: input K and N, S, Theta, delta, K, N,
 # the close-pair marks, and the pooling outputs.
 _ARRAYS_PER_PLANE = 9
@@ -324,7 +326,7 @@ class _Engine:
                 else:
                     theta = np.empty_like(S)
                     _window(N, self.k, self.lo, self.circular, theta)
-            delta = np.full(S.shape, -1.0)
+            delta = np.empty_like(S)
             if layer == 1:
                 _patch_delta(self.padded, ii, jj, eh, ew, self.circular, self.k, S,
                              self.variances[0], delta)
@@ -332,6 +334,8 @@ class _Engine:
                 _window_delta(K, D_prev, maps[layer - 2].diagonal(self.states[layer - 2]),
                               self.variances[layer - 1], ii, jj, eh, ew, self.k, self.lo,
                               self.circular, S, delta)
+            else:
+                delta.fill(-1.0)
             K = np.empty_like(S)
             N = np.empty_like(S) if self.ntk else np.empty((1, 1, 1, 1))
             D_prev = np.empty_like(S)
@@ -425,29 +429,45 @@ def _input_planes(x, ii, jj, eh, ew, circular, out):
 @numba.njit(parallel=True, cache=True)
 def _window(inp, k, lo, circular, out):
     """out[p, e, a] = (1/k^2) sum_d inp[p, e, a + d - lo] with d in [0, k)^2: zero outside
-    the grid ("same"), wrapped ("circular"), or a smaller output grid ("valid", lo = 0)."""
+    the grid ("same"), wrapped ("circular"), or a smaller output grid ("valid", lo = 0).
+
+    Each plane is copied into a padded buffer (zeros or wrapped rows and columns) and summed
+    separably, k row sums then k column sums per output, with no bounds tests in the loops."""
     B, n_off, H, W = out.shape
     Hi, Wi = inp.shape[2], inp.shape[3]
+    Hp, Wp = H + k - 1, W + k - 1
     scale = 1.0 / (k * k)
     for p in numba.prange(B):
+        padded = np.zeros((Hp, Wp))
+        rows = np.empty((Hp, W))
         for e in range(n_off):
+            for r in range(Hp):
+                src = r - lo
+                if circular:
+                    src %= Hi
+                elif src < 0 or src >= Hi:
+                    padded[r, :] = 0.0
+                    continue
+                for c in range(Wp):
+                    col = c - lo
+                    if circular:
+                        padded[r, c] = inp[p, e, src, col % Wi]
+                    elif 0 <= col < Wi:
+                        padded[r, c] = inp[p, e, src, col]
+                    else:
+                        padded[r, c] = 0.0
+            for r in range(Hp):
+                for c in range(W):
+                    acc = 0.0
+                    for dj in range(k):
+                        acc += padded[r, c + dj]
+                    rows[r, c] = acc
             for h in range(H):
-                for w in range(W):
+                for c in range(W):
                     acc = 0.0
                     for di in range(k):
-                        r = h + di - lo
-                        if circular:
-                            r %= Hi
-                        elif r < 0 or r >= Hi:
-                            continue
-                        for dj in range(k):
-                            c = w + dj - lo
-                            if circular:
-                                c %= Wi
-                            elif c < 0 or c >= Wi:
-                                continue
-                            acc += inp[p, e, r, c]
-                    out[p, e, h, w] = acc * scale
+                        acc += rows[h + di, c]
+                    out[p, e, h, c] = acc * scale
 
 
 @numba.njit(parallel=True, cache=True)
@@ -475,7 +495,7 @@ def _patch_delta(padded, ii, jj, eh, ew, circular, k, S, q, delta):
 
     p_i is the (C, k, k) patch of the padded image i at the output position (|p_i|^2 =
     C k^2 q_i); only pairs with |rho| above the arccos limit of ``ntk.cnn_maps`` are computed
-    (the others keep -1)."""
+    (the others get -1)."""
     B, n_off, H, W = S.shape
     C = padded.shape[1]
     for p in numba.prange(B):
@@ -484,6 +504,7 @@ def _patch_delta(padded, ii, jj, eh, ew, circular, k, S, q, delta):
         for e in range(n_off):
             for h in range(H):
                 for w in range(W):
+                    delta[p, e, h, w] = -1.0
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
                     if hb < 0:
                         continue
@@ -518,7 +539,7 @@ def _window_delta(K, D, second, q, ii, jj, eh, ew, k, lo, circular, S, delta):
     is B ((lambda_d - lambda)^2 + 2 lambda lambda_d D_d): non-negative terms when the signs
     agree, so a pair of nearly parallel windows keeps every digit of 1 - |rho| (duplicates
     give 0). A term with A = 0 (a zero input, padding included) is lambda^2 B, with B = 0 it
-    is A. Pairs with |rho| at most the arccos limit keep -1 (the maps use 1 - |rho| of S)."""
+    is A. Pairs with |rho| at most the arccos limit get -1 (the maps use 1 - |rho| of S)."""
     B_, n_off, H, W = S.shape
     Hi, Wi = K.shape[2], K.shape[3]
     for p in numba.prange(B_):
@@ -527,6 +548,7 @@ def _window_delta(K, D, second, q, ii, jj, eh, ew, k, lo, circular, S, delta):
         for e in range(n_off):
             for h in range(H):
                 for w in range(W):
+                    delta[p, e, h, w] = -1.0
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
                     if hb < 0:
                         continue

@@ -9,6 +9,7 @@ from solvers.entropy import (
     encode_ternary,
     ternary_entropy_bound,
 )
+from solvers.hermite_steps import hermite_step
 from solvers.hessian import (
     SpectralDensity,
     extreme_eigenpairs,
@@ -74,6 +75,7 @@ __all__ = [
     "grid_scale",
     "grouped_knapsack",
     "grouped_knapsack_milp",
+    "hermite_step",
     "hutchinson_trace",
     "level_projections",
     "min_variance",

@@ -306,7 +306,7 @@ def _cmd_compress(args) -> None:
     _emit(payload, args.json, lines)
 
 
-EXPERIMENTS = ("ntklc-real", "compress-compare", "activations", "universality")
+EXPERIMENTS = ("ntklc-real", "compress-compare", "activations", "universality", "cnn")
 
 
 def _cmd_experiment(args) -> None:
@@ -318,6 +318,11 @@ def _cmd_experiment(args) -> None:
                          f"{', '.join(EXPERIMENTS)}")
     if args.name == "universality":
         return _universality(args)
+    if args.name == "cnn":
+        return _cnn(args)
+    if args.data == "gmm":
+        raise ValueError("--data gmm (Gaussian-mixture feature maps) is an option of the cnn "
+                         "experiment")
     if args.classes is not None:
         raise ValueError("--classes is an option of the universality experiment")
     args.data = args.data or "mnist"
@@ -435,6 +440,46 @@ def _universality(args) -> int:
                          command=_command_line())
             universality_figures(name, r.classes, out, n=400 if args.quick else 2000,
                                  data_dir=args.data_dir or "", command=_command_line())
+    _emit(payload, args.json, lines)
+    return 0
+
+
+def _cnn(args) -> int:
+    from validation.cnn_report import PARTS, cnn_experiment, cnn_figures, cnn_tables, cnn_verdicts
+
+    if args.classes is not None:
+        raise ValueError("--classes is an option of the universality experiment")
+    data = _DATA_NAMES.get(args.data, args.data) if args.data else None
+    data = "cifar10" if data == "cifar-10" else data
+    try:
+        r = cnn_experiment(data, quick=args.quick, out=args.out, workers=args.workers,
+                           data_dir=args.data_dir, progress=_show_progress(args))
+    except KeyboardInterrupt:
+        if not args.out:
+            raise
+        return _interrupted(args.out)
+    tables = cnn_tables(r.rows)
+    verdicts = cnn_verdicts(r.rows)
+    lines = [f"Open Question 2, CNNs: {', '.join(r.sources)}"
+             f"{' (quick sizes)' if r.quick else ''}"]
+    for key, title in PARTS:
+        if key not in tables:
+            continue
+        header, rows = tables[key]
+        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+        lines += ["", f"({key}) {title}",
+                  "  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
+                  for row in rows]
+        lines.append(f"  verdict: {verdicts[key]}")
+    lines.append(f"{r.seconds:.0f} s ({r.summary['computed']} tasks computed, "
+                 f"{r.summary['cached']} cached)")
+    payload = r.as_dict()
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "cnn", payload)
+        cnn_figures(r.rows, out, command=_command_line())
+        (out / "table.txt").write_text("\n".join(lines) + "\n")
     _emit(payload, args.json, lines)
     return 0
 
@@ -701,18 +746,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("experiment", help="run a paper experiment end to end "
-                       "(ntklc-real, compress-compare, activations, universality)")
-    p.add_argument("name", help="experiment name: ntklc-real, compress-compare, activations "
-                   "or universality")
-    p.add_argument("--data", choices=sorted(_DATA_NAMES), default=None,
-                   help="data set (default mnist; universality: mnist and fashion-mnist)")
+                       "(ntklc-real, compress-compare, activations, universality, cnn)")
+    p.add_argument("name", help="experiment name: ntklc-real, compress-compare, activations, "
+                   "universality or cnn")
+    p.add_argument("--data", choices=[*sorted(_DATA_NAMES), "gmm"], default=None,
+                   help="data set (default mnist; universality: mnist and fashion-mnist; cnn: "
+                        "every data set found and gmm, the Gaussian-mixture feature maps)")
     p.add_argument("--classes", default=None,
                    help="universality: comma list of classes (default all)")
     p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
     p.add_argument("--quick", action="store_true",
                    help="widths 500-500-250, 10000 training images, 1 CNN epoch (activations: "
                         "200-200-100, 2000 images, relu and tanh; universality: MNIST 0/1, "
-                        "relu and tanh, L = 1, 2, n = 200, 400)")
+                        "relu and tanh, L = 1, 2, n = 200, 400; cnn: 7x7 images, tiny n)")
     p.add_argument("--cnn-epochs", type=_positive_int, default=10,
                    help="CIFAR-10: epochs of the CNN that provides the features")
     p.add_argument("--model", choices=("mlp", "cnn"), default="mlp",
@@ -724,8 +770,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eps", type=_float_list, default=None,
                    help="activations: NTK-LC sparsities (default 0,0.9,0.99)")
     p.add_argument("--workers", type=_positive_int, default=None,
-                   help="activations, universality: local processes (activations: default 1 "
-                        "with --quick, else the cores up to 4; universality: the cores)")
+                   help="activations, universality, cnn: local processes (activations: "
+                        "default 1 with --quick, else the cores up to 4; others: the cores)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.add_argument("--out", help="folder for the figure and results JSON")

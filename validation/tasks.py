@@ -223,6 +223,26 @@ def _compress_compare(params: dict, seed: int) -> dict:
             "neighbourhood_end": r.neighbourhood["neighbourhood_end"], "rule": r.rule}
 
 
+def _cnn(name: str):
+    """The task ``name`` of ``validation.cnn`` (imported when it runs)."""
+    def run(params: dict, seed: int) -> dict:
+        import validation.cnn
+
+        return getattr(validation.cnn, name)({**params, "data_dir": params["data_dir"] or ""},
+                                             seed)
+
+    return run
+
+
+_CNN = {"data": Param(str, "gmm", "gmm (feature maps), mnist, fashion-mnist or cifar10"),
+        "act": Param(str, "relu", "activation of every convolution"),
+        "layers": Param(int, 1, "convolutions L"),
+        "readout": Param(str, "flatten", "flatten or gap"),
+        "n": Param(int, 64, "images"),
+        "channels": Param(int, 16, "channels C of the GMM feature maps"),
+        "size": Param(int, 0, "image side (0: 14 for MNIST-type data, 16 CIFAR-10, 8 gmm)"),
+        "data_dir": Param(str, "", "folder searched before NTKLC_DATA (empty: none)")}
+
 _NETWORK = {"act": Param(str, "relu", "activation(s), one or a comma list per layer"),
             "layers": Param(int, 1, "depth L")}
 # Real data: a class-balanced sample of n columns, statistics estimated on the training set;
@@ -293,6 +313,23 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         "model": Param(str, "mlp", "mlp or cnn"),
         "quick": Param(bool, False, "smoke-test sizes")},
         summary="LLC, CET, L2, pruning and quantization of one trained model"),
+    Experiment("cnn-compressed", _cnn("compressed_task"), params=_CNN,
+               summary="exact CNN CK: dense vs NTK-LC activations (Open Question 2, a)"),
+    Experiment("cnn-equivalent", _cnn("equivalent_task"), params=_CNN,
+               summary="exact CNN CK and NTK vs the expanded recursion (Open Question 2, b)"),
+    Experiment("cnn-hermite", _cnn("hermite_task"), params={
+        **_CNN, "order": Param(int, 2, "Hermite degrees K matched by the steps")},
+        summary="CNN CK error of steps matching K Hermite coefficients (Open Question 2, c)"),
+    Experiment("cnn-finite", _cnn("finite_task"), params={
+        **_CNN, "weights": Param(str, "gaussian", "filter law"),
+        "width": Param(int, 64, "channels of every hidden layer"),
+        "draws": Param(int, 8, "networks averaged")},
+        summary="finite CNN kernels vs exact, and the kurtosis term (Open Question 2, d)"),
+    Experiment("cnn-accuracy", _cnn("accuracy_task"), params={
+        "data": Param(str, "mnist", "mnist or fashion-mnist"),
+        "quick": Param(bool, False, "channels 8-16, 1000 training images"),
+        "data_dir": Param(str, "", "folder searched before NTKLC_DATA (empty: none)")},
+        summary="random-feature CNN accuracy vs memory (Open Question 2, e)"),
 ]}
 
 
