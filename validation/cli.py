@@ -444,6 +444,55 @@ def _universality(args) -> int:
     return 0
 
 
+def _cmd_cnn_kernel(args) -> None:
+    import numpy as np
+
+    from validation.cnn import cnn_images, kernel_summary, read_images
+
+    if (args.images is None) == (args.data is None):
+        raise ValueError("give --images PATH.npz or --data NAME (one of them)")
+    from validation.cnn_report import cnn_sources
+    from validation.experiments import network_activations
+
+    acts = network_activations(args.act, args.layers)
+    jumpy = [a.name for a in acts if a.has_jumps]
+    if jumpy and args.kernel == "both":
+        raise ValueError(f"the NTK is undefined for activations with jumps ({', '.join(jumpy)})"
+                         ": use --kernel ck")
+    if args.images is not None:
+        x = read_images(args.images)
+    else:
+        data = "cifar10" if args.data == "cifar-10" else args.data
+        cnn_sources(data, args.data_dir)  # a missing data set: one error, no download
+        x = cnn_images(data, args.n, args.seed, channels=args.channels, size=args.size or 0,
+                       data_dir=args.data_dir or "")[0]
+    summary, kernels = kernel_summary(
+        x, acts, filter_size=args.filter_size, padding=args.padding, pool=args.pool,
+        readout=args.readout, ntk=args.kernel != "ck", centring=args.centring,
+        compare=args.compare)
+    if args.out:
+        out = Path(args.out)
+        _write_results(out, "cnn_kernel", summary)
+        np.savez(out / "kernels.npz", **kernels)
+    lines = [f"{'/'.join(summary['activations'])} CNN, {summary['architecture']}: n = "
+             f"{summary['n']} images {'x'.join(map(str, summary['image_shape']))}, "
+             f"{summary['seconds']:.2f} s"]
+    for name, eigs in summary["top_eigenvalues"].items():
+        lines.append(f"  top eigenvalues of the {name.upper()}: "
+                     + " ".join(f"{v:.6g}" for v in eigs))
+    if "equivalent" in summary:
+        lines.append("  expanded recursion vs exact: " + ", ".join(
+            f"{k.split('_')[0].upper()} {100 * v:.2f} %" for k, v in
+            summary["equivalent"].items()) + " (relative spectral error, centred kernels)")
+    if "compressed" in summary:
+        c = summary["compressed"]
+        lines.append(f"  NTK-LC activations ({'/'.join(map(str, c['levels']))} levels) vs dense: "
+                     f"CK {100 * c['ck_error']:.2f} % (relative spectral error, centred)")
+    if args.out:
+        lines.append(f"  wrote {Path(args.out) / 'kernels.npz'} and cnn_kernel.json")
+    _emit(summary, args.json, lines)
+
+
 def _cnn(args) -> int:
     from validation.cnn_report import PARTS, cnn_experiment, cnn_figures, cnn_tables, cnn_verdicts
 
@@ -727,6 +776,40 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     p.set_defaults(func=_cmd_kurtosis)
+
+    p = sub.add_parser("cnn-kernel", help="exact CNN-GP / CNTK kernels of images (optionally "
+                       "against the expanded recursion or NTK-LC's activations)")
+    p.add_argument("--images", default=None,
+                   help="PATH.npz with X of shape (N, H, W) or (N, H, W, C)")
+    p.add_argument("--data", choices=[*sorted(_DATA_NAMES), "gmm"], default=None,
+                   help="a data set instead of --images (class-balanced sample, centred, "
+                        "scaled to tau0 = 1; gmm: Gaussian-mixture feature maps)")
+    p.add_argument("--n", type=_positive_int, default=64, help="images of --data (default 64)")
+    p.add_argument("--size", type=_positive_int, default=None,
+                   help="image side of --data (default 14 MNIST-type, 16 CIFAR-10, 8 gmm)")
+    p.add_argument("--channels", type=_positive_int, default=16, help="channels of --data gmm")
+    p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--act", default="relu",
+                   help="activation(s): one for all layers or a comma list, one per layer")
+    p.add_argument("--layers", type=int, default=None, help="convolutions L (default: 1 or "
+                   "the number of activations)")
+    p.add_argument("--filter-size", type=_positive_int, default=3)
+    p.add_argument("--padding", choices=("same", "circular", "valid"), default="same")
+    p.add_argument("--pool", type=_int_list, default=[],
+                   help="comma list of the layers followed by 2x2 average pooling")
+    p.add_argument("--readout", choices=("flatten", "gap"), default="flatten")
+    p.add_argument("--kernel", choices=("ck", "both"), default="both",
+                   help="ck: the CK only (needed for step activations, whose NTK is undefined)")
+    p.add_argument("--centring", action="store_true",
+                   help="centre every activation by the scalar tau chain (the fully connected "
+                        "kernels' convention; default: uncentred, as neural-tangents)")
+    p.add_argument("--compare", choices=("none", "equivalent", "compressed"), default="none",
+                   help="also the expanded recursion or NTK-LC's quantized activations, and "
+                        "their relative spectral error (implies --centring)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.add_argument("--out", help="folder for kernels.npz and the results JSON")
+    p.set_defaults(func=_cmd_cnn_kernel)
 
     p = sub.add_parser("train", help="train the MLP or CNN of nets/ on an image data set")
     p.add_argument("--data", choices=sorted(_DATA_NAMES), default="mnist")

@@ -42,7 +42,7 @@ from validation.universality import subspace_alignment
 
 __all__ = ["ACTIVATIONS", "DEFAULT_SIZE", "REAL_DATA", "accuracy_task", "cnn_images",
            "compressed_task", "equivalent_task", "finite_task", "gmm_feature_maps",
-           "hermite_task", "kurtosis_term"]
+           "hermite_task", "kernel_summary", "kurtosis_term", "read_images"]
 
 #: Dense activations of the study.
 ACTIVATIONS = ("relu", "tanh", "gelu")
@@ -285,3 +285,88 @@ def accuracy_task(params: dict, seed: int) -> dict:
 
     return cnn_accuracy(params["data"], quick=params["quick"], seed=seed,
                         data_dir=params["data_dir"])
+
+
+# -- ntklc cnn-kernel --------------------------------------------------------------------------
+
+def read_images(path) -> np.ndarray:
+    """Images of a ``.npz`` as (n, C, H, W) float64: its array ``X`` of shape (N, H, W) or
+    (N, H, W, C), the toolkit's data-file convention (``--data PATH.npz``); labels ``y`` are
+    not needed.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable .npz, no X, a wrong rank or type, NaN or inf.
+    """
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "X" not in f.files:
+                raise ValueError(f"{path}: no array X (it has {', '.join(f.files) or 'nothing'})")
+            X = f["X"]
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    except ValueError as exc:  # e.g. object arrays, which need pickle
+        raise ValueError(f"{path}: {exc}".replace("\n", " ")) from None
+    if X.ndim not in (3, 4) or 0 in X.shape:
+        raise ValueError(f"{path}: X must be images (N, H, W) or (N, H, W, C), got shape "
+                         f"{X.shape}")
+    if not (np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)):
+        raise ValueError(f"{path}: X must hold real numbers, got dtype {X.dtype}")
+    X = X.astype(np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{path}: X contains NaN or inf")
+    return X[:, None] if X.ndim == 3 else np.moveaxis(X, 3, 1)
+
+
+def kernel_summary(x: np.ndarray, acts, *, filter_size: int = 3, padding: str = "same",
+                   pool=(), readout: str = "flatten", ntk: bool = True, centring: bool = False,
+                   compare: str = "none", k: int = 5) -> tuple[dict, dict]:
+    """``ntklc cnn-kernel``: exact kernels of images and, on request, how far the expanded
+    recursion (``compare="equivalent"``, centred kernels) or NTK-LC's quantized activations
+    (``compare="compressed"``, centred CK, activations solved at the images' tau0) are.
+
+    Returns:
+        ``(summary, kernels)``: a JSON-ready summary (architecture, time, top-k eigenvalues,
+        comparison errors) and the kernel arrays by name.
+    """
+    options = {"filter_size": filter_size, "padding": padding, "pool": tuple(pool),
+               "readout": readout, "progress": True}
+    if compare not in ("none", "equivalent", "compressed"):
+        raise ValueError(f"unknown comparison {compare!r}; choose none, equivalent or "
+                         "compressed")
+    layers = parse_activations(acts)
+    start = time.perf_counter()
+    exact = cnn_kernels(x, layers, ntk=ntk, centring=centring or compare != "none",
+                        **options)
+    kernels = {"ck": exact.ck} if exact.ntk is None else {"ck": exact.ck, "ntk": exact.ntk}
+    summary = {"n": int(x.shape[0]), "image_shape": list(x.shape[1:]),
+               "architecture": exact.arch.describe(), "activations": list(exact.activations),
+               "centring": list(exact.centring), "tau0": exact.tau0,
+               "close_pairs": list(exact.close_pairs), "seconds": time.perf_counter() - start,
+               "top_eigenvalues": {name: top_eigenpairs(K, min(k, K.shape[0]))[0].tolist()
+                                   for name, K in kernels.items()}}
+    if compare == "equivalent":
+        expanded = cnn_equivalent(x, layers, ntk=ntk, **options)
+        kernels["equivalent_ck"] = expanded.ck
+        summary["equivalent"] = {"ck_error": rel_spectral_error(expanded.ck, exact.ck)}
+        if ntk:
+            kernels["equivalent_ntk"] = expanded.ntk
+            summary["equivalent"]["ntk_error"] = rel_spectral_error(expanded.ntk, exact.ntk)
+    elif compare == "compressed":
+        from solvers import compress_network
+
+        result = compress_network(list(layers), exact.tau0)
+        compressed = cnn_kernels(x, result.activations, ntk=False, centring=True, **options)
+        kernels["compressed_ck"] = compressed.ck
+        summary["compressed"] = {"ck_error": rel_spectral_error(compressed.ck, exact.ck),
+                                 "levels": [layer.step.n_levels for layer in result.layers],
+                                 "delta": result.delta}
+    return summary, kernels

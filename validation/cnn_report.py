@@ -55,13 +55,13 @@ def cnn_sources(data: str | None = None, data_dir: str | None = None) -> tuple[s
         raise ValueError(f"unknown data {data!r}; choose from {', '.join((*REAL_DATA, 'gmm'))}")
     if find_dataset(_LOADER_NAMES[data], data_dir) is None:
         raise DataNotFoundError(f"{data} not found: put its files under NTKLC_DATA (or "
-                                "--data-dir); the CNN study does not download")
+                                "--data-dir); the CNN commands do not download")
     return (data,)
 
 
 def cnn_specs(quick: bool, sources=("mnist", "fashion-mnist", "gmm"), data_dir: str = ""
               ) -> dict[str, dict]:
-    """The built-in sweeps, by name (``part`` letter first).
+    """The built-in sweeps, by name (``cnn-`` and the part's letter first).
 
     Quick (seconds per task, for tests): 7 x 7 raw images and 6 x 6 feature maps, relu and
     tanh, L = 1, 2, tiny n. Full: 14 x 14 (16 x 16 CIFAR-10) images and 8 x 8 feature maps,
@@ -77,7 +77,7 @@ def cnn_specs(quick: bool, sources=("mnist", "fashion-mnist", "gmm"), data_dir: 
     specs: dict[str, dict] = {}
 
     def add(name, experiment, fixed, grid):
-        specs[name] = {"experiment": experiment, "fixed": fixed, "grid": grid}
+        specs[f"cnn-{name}"] = {"experiment": experiment, "fixed": fixed, "grid": grid}
 
     # Quick: one sweep per part and source kind (each sweep starts its own worker pool);
     # full: global average pooling at smaller n than flatten (it costs (H W)^2 per pair).
@@ -149,8 +149,7 @@ def cnn_experiment(data: str | None = None, *, quick: bool = False, out=None,
     sources = cnn_sources(data, data_dir)
     rows, computed, cached = {}, 0, 0
     for name, raw in cnn_specs(quick, sources, data_dir or "").items():
-        run = run_builtin_sweep(raw, f"cnn-{name}",
-                                None if out is None else Path(out) / "sweeps" / name,
+        run = run_builtin_sweep(raw, name, None if out is None else Path(out) / "sweeps" / name,
                                 workers=workers, progress=progress)
         rows[name] = run.rows
         counts = run.summary()
@@ -169,7 +168,8 @@ def _ok(rows):
 
 
 def _part(rows_by_sweep: dict, prefix: str) -> list[dict]:
-    return [r for name, rows in rows_by_sweep.items() if name.startswith(prefix)
+    """The OK rows of the sweeps of one part (``prefix`` "a-" ... "e-")."""
+    return [r for name, rows in rows_by_sweep.items() if name.startswith(f"cnn-{prefix}")
             for r in _ok(rows)]
 
 

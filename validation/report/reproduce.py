@@ -464,6 +464,45 @@ def _cc_verdict(rs):
                   + " (claim: each method at least matches uniform quantization)")
 
 
+# -- convolutional networks (Open Question 2) ----------------------------------------------------
+
+def _cnn_specs(quick):
+    from validation.cnn_report import cnn_sources, cnn_specs
+
+    return cnn_specs(quick, cnn_sources())
+
+
+def _cnn_figure(rs, path, command):
+    from validation.cnn_report import cnn_figures
+
+    return cnn_figures(rs, Path(path).parent, command)
+
+
+def _cnn_table(rs):
+    from validation.cnn_report import PARTS, cnn_verdicts
+
+    verdicts = cnn_verdicts(rs)
+    return ["part", "question", "answer"], [[key, title, verdicts[key]]
+                                            for key, title in PARTS if key in verdicts]
+
+
+def _cnn_verdict(rs):
+    """Held where the fully connected argument applies (part a's error falls with the channels
+    of the feature maps) and only partly when raw images keep an error above 5 %."""
+    from validation.cnn_report import cnn_verdicts
+
+    rows = [r for name, sweep in rs.items() if name.startswith("cnn-a-") for r in _ok(sweep)]
+    maps = [r for r in rows if r["data"] == "gmm"]
+    images = [r for r in rows if r["data"] != "gmm"]
+    falls = None
+    if maps:
+        fit = fit_loglog_slope([r["channels"] for r in maps], [r["ck_error"] for r in maps])
+        falls = fit.slope + fit.ci < -0.1
+    gap = bool(images) and max(r["ck_error"] for r in images) > 0.05
+    held = False if falls is False else "partly" if gap else True
+    return held, " ".join(cnn_verdicts(rs).values())
+
+
 SECTIONS: tuple[Section, ...] = (
     Section("constants", "Activation constants, three ways",
             "m0, d1, d2, d3 and tau2 of every catalogue activation agree between Gauss-Hermite"
@@ -497,6 +536,11 @@ SECTIONS: tuple[Section, ...] = (
             "compress a trained model at least as far as uniform quantization at equal "
             "accuracy.",
             _cc_specs, _cc_figure, _cc_table, _cc_verdict, data=("mnist",)),
+    Section("cnn", "Convolutional networks (Open Question 2)",
+            "NTK-LC's quantized activations keep the exact CNN kernel's spectrum, and the "
+            "expanded recursion approximates it, when each patch is high-dimensional (many "
+            "channels); raw images are measured against that.",
+            _cnn_specs, _cnn_figure, _cnn_table, _cnn_verdict),
     Section("cifar10", "CIFAR-10: accuracy vs memory on CNN features",
             "NTK-LC keeps the accuracy of random features on CNN features of CIFAR-10.",
             lambda quick: _real_specs(quick, ("cifar-10",)), _real_figure, _real_table,
