@@ -1,6 +1,6 @@
 """Networks on the CPU: training engine, curvature, quantized and compressed models, memory."""
 
-from nets.cnn_kernels import EmpiricalCNNKernels, cnn_network_kernels, empirical_cnn_kernels
+from nets.cnn_kernels import cnn_network_kernels, empirical_cnn_kernels
 from nets.compressed import CompressedNetwork, DenseNetwork, TernaryMatrix, sample_ternary_signs
 from nets.compressed_cnn import CompressedCNN, DenseCNN
 from nets.curvature import DENSE_HESSIAN_MAX, LossCurvature
@@ -37,7 +37,6 @@ __all__ = [
     "Dense",
     "DenseCNN",
     "DenseNetwork",
-    "EmpiricalCNNKernels",
     "Flatten",
     "L2Layer",
     "L2Result",

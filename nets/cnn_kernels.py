@@ -49,36 +49,14 @@ from tqdm import tqdm
 from nets.layers import _batch_parallel, _col2im, _im2col
 from ntk.activations import Activation, parse_activations
 from ntk.cnn_architecture import ConvArchitecture, check_images, fan_in_scale
-from ntk.empirical import _gram, _mean_and_noise, _mirror
+from ntk.empirical import EmpiricalKernels, _gram, _mirror, mean_over_draws
 from ntk.weights import WeightLaw, parse_weight_law, sample_weights
 
-__all__ = ["EmpiricalCNNKernels", "cnn_network_kernels", "empirical_cnn_kernels"]
+__all__ = ["cnn_network_kernels", "empirical_cnn_kernels"]
 
 #: Bytes of patches plus per-sample weight gradients formed at once (one block of input
 #: channels of one layer).
 _BLOCK_BYTES = 1 << 25
-
-
-@dataclass(frozen=True)
-class EmpiricalCNNKernels:
-    """Kernels of finite random CNNs averaged over independent weight draws.
-
-    Attributes:
-        ck: (n, n) mean CK over the draws.
-        ntk: (n, n) mean NTK over the draws, or ``None`` when not requested.
-        draws: number of draws averaged.
-        channels: channels of each hidden layer, (C_1, ..., C_L).
-        ck_noise: relative operator-norm noise of ``ck``, ||mean_A - mean_B||_2 / (2 ||ck||_2)
-            with A, B the even and odd draws (``nan`` when draws < 2).
-        ntk_noise: the same for ``ntk`` (``None`` when the NTK was not requested).
-    """
-
-    ck: np.ndarray
-    ntk: np.ndarray | None
-    draws: int
-    channels: tuple[int, ...]
-    ck_noise: float
-    ntk_noise: float | None
 
 
 @dataclass(frozen=True)
@@ -138,7 +116,7 @@ def empirical_cnn_kernels(images, acts: str | Sequence, *, channels: int | Seque
                           filter_size: int = 3, padding: str = "same", pool: Sequence[int] = (),
                           readout: str = "flatten", ntk: bool = True,
                           centring: Sequence[float] | None = None, dtype=np.float64,
-                          progress: bool = True) -> EmpiricalCNNKernels:
+                          progress: bool = True) -> EmpiricalKernels:
     """Mean CK (and NTK) of ``draws`` independent random CNNs.
 
     The draws are :func:`cnn_network_kernels` calls in sequence on one generator,
@@ -159,7 +137,8 @@ def empirical_cnn_kernels(images, acts: str | Sequence, *, channels: int | Seque
         progress: show a progress bar over the draws on stderr.
 
     Returns:
-        :class:`EmpiricalCNNKernels` with float64 means and their noise levels.
+        ``ntk.empirical.EmpiricalKernels`` with float64 means, their noise levels and the
+        channels of each hidden layer as ``width``.
 
     Raises:
         ValueError: bad images, channels, draws, centring or dtype, unknown weight law, an
@@ -172,22 +151,9 @@ def empirical_cnn_kernels(images, acts: str | Sequence, *, channels: int | Seque
     setup = _validate(images, acts, channels, filter_size, padding, pool, readout, ntk,
                       centring, dtype)
     rng = np.random.default_rng(seed)
-    n = setup.images.shape[0]
-    # Sums over the even and the odd draws: their means give the split-half noise estimate.
-    ck_sums = np.zeros((2, n, n))
-    ntk_sums = np.zeros((2, n, n)) if ntk else None
-    for r in tqdm(range(draws), desc="draws", file=sys.stderr, disable=not progress):
-        ck, ntk_r = _network(setup, law, rng, ntk)
-        ck_sums[r % 2] += ck
-        if ntk:
-            ntk_sums[r % 2] += ntk_r
-    ck_mean, ck_noise = _mean_and_noise(ck_sums, draws)
-    if not ntk:
-        return EmpiricalCNNKernels(ck=ck_mean, ntk=None, draws=draws, channels=setup.channels,
-                                   ck_noise=ck_noise, ntk_noise=None)
-    ntk_mean, ntk_noise = _mean_and_noise(ntk_sums, draws)
-    return EmpiricalCNNKernels(ck=ck_mean, ntk=ntk_mean, draws=draws, channels=setup.channels,
-                               ck_noise=ck_noise, ntk_noise=ntk_noise)
+    nets = (_network(setup, law, rng, ntk)
+            for _ in tqdm(range(draws), desc="draws", file=sys.stderr, disable=not progress))
+    return mean_over_draws(nets, width=setup.channels, ntk=ntk)
 
 
 def _validate(images, acts, channels, filter_size, padding, pool, readout, ntk, centring,

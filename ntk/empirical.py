@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +36,7 @@ from ntk.activations import Activation, parse_activations
 from ntk.constants import tau_chain
 from ntk.weights import WeightLaw, parse_weight_law, sample_weights
 
-__all__ = ["EmpiricalKernels", "empirical_kernels", "network_kernels"]
+__all__ = ["EmpiricalKernels", "empirical_kernels", "mean_over_draws", "network_kernels"]
 
 # Below this size a dense eigensolver is cheap and the Lanczos solver (which needs n > 2) is not
 # needed.
@@ -51,7 +51,7 @@ class EmpiricalKernels:
         ck: (n, n) mean CK over the draws.
         ntk: (n, n) mean NTK over the draws, or ``None`` when not requested.
         draws: number of draws averaged.
-        width: hidden width of each layer, (d_1, ..., d_L).
+        width: hidden width of each layer, (d_1, ..., d_L) (the channels, for a CNN).
         ck_noise: relative operator-norm noise of ``ck``, ||mean_A - mean_B||_2 / (2 ||ck||_2)
             with A, B the even and odd draws (``nan`` when draws < 2).
         ntk_noise: the same for ``ntk`` (``None`` when the NTK was not requested).
@@ -179,22 +179,38 @@ def empirical_kernels(X, acts: str | Sequence, *, width: int | Sequence[int] = 1
     law = parse_weight_law(weights)
     X, acts, widths, _, dtype = _validate(X, acts, width, tau0, ntk, dtype)
     rng = np.random.default_rng(seed)
-    n = X.shape[1]
-    # Sums over the even and the odd draws: their means give the split-half noise estimate.
-    ck_sums = np.zeros((2, n, n))
-    ntk_sums = np.zeros((2, n, n)) if ntk else None
-    for r in tqdm(range(draws), desc="draws", file=sys.stderr, disable=not progress):
-        ck, ntk_r = network_kernels(X, acts, law, rng, width=widths, tau0=tau0, ntk=ntk,
-                                    dtype=dtype)
-        ck_sums[r % 2] += ck
+    nets = (network_kernels(X, acts, law, rng, width=widths, tau0=tau0, ntk=ntk, dtype=dtype)
+            for _ in tqdm(range(draws), desc="draws", file=sys.stderr, disable=not progress))
+    return mean_over_draws(nets, width=widths, ntk=ntk)
+
+
+def mean_over_draws(kernels: Iterable[tuple[np.ndarray, np.ndarray | None]], *,
+                    width: tuple[int, ...], ntk: bool) -> EmpiricalKernels:
+    """Means of the (CK, NTK) of independent draws, accumulated in float64, and their
+    split-half noise (the even and the odd draws' means; see :class:`EmpiricalKernels`).
+
+    Args:
+        kernels: (n, n) CK and NTK (``None`` without the NTK) of each draw, in order.
+        width: hidden widths (or channels) of the networks, for the record.
+        ntk: whether the draws carry an NTK.
+    """
+    sums = None
+    draws = 0
+    for ck, ntk_r in kernels:
+        if sums is None:
+            sums = {"ck": np.zeros((2, *ck.shape)), "ntk": np.zeros((2, *ck.shape))}
+        sums["ck"][draws % 2] += ck
         if ntk:
-            ntk_sums[r % 2] += ntk_r
-    ck_mean, ck_noise = _mean_and_noise(ck_sums, draws)
+            sums["ntk"][draws % 2] += ntk_r
+        draws += 1
+    if sums is None:
+        raise ValueError("no draws to average")
+    ck_mean, ck_noise = _mean_and_noise(sums["ck"], draws)
     if not ntk:
-        return EmpiricalKernels(ck=ck_mean, ntk=None, draws=draws, width=widths,
+        return EmpiricalKernels(ck=ck_mean, ntk=None, draws=draws, width=width,
                                 ck_noise=ck_noise, ntk_noise=None)
-    ntk_mean, ntk_noise = _mean_and_noise(ntk_sums, draws)
-    return EmpiricalKernels(ck=ck_mean, ntk=ntk_mean, draws=draws, width=widths,
+    ntk_mean, ntk_noise = _mean_and_noise(sums["ntk"], draws)
+    return EmpiricalKernels(ck=ck_mean, ntk=ntk_mean, draws=draws, width=width,
                             ck_noise=ck_noise, ntk_noise=ntk_noise)
 
 

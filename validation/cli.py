@@ -397,6 +397,13 @@ def _activations(args) -> int:
     return 0
 
 
+def _table_lines(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A text table, columns padded to their widest cell, indented by two spaces."""
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True))
+            for line in (header, *rows)]
+
+
 def _universality(args) -> int:
     from validation.universality import (
         error_figure,
@@ -422,12 +429,7 @@ def _universality(args) -> int:
              "alignment and separability at the largest n)"]
     for name in r.data:
         lines += ["", f"{name}:"]
-        rows = [row for row in table if row[0] == name]
-        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-        lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(header[1:], widths[1:],
-                                                                   strict=True)))
-        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row[1:], widths[1:], strict=True))
-                  for row in rows]
+        lines += _table_lines(header[1:], [row[1:] for row in table if row[0] == name])
     lines.append(f"  {r.seconds:.0f} s ({r.summary['computed']} tasks computed, "
                  f"{r.summary['cached']} cached)")
     payload = r.as_dict()
@@ -514,12 +516,7 @@ def _cnn(args) -> int:
     for key, title in PARTS:
         if key not in tables:
             continue
-        header, rows = tables[key]
-        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-        lines += ["", f"({key}) {title}",
-                  "  " + "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))
-                  for row in rows]
+        lines += ["", f"({key}) {title}", *_table_lines(*tables[key])]
         lines.append(f"  verdict: {verdicts[key]}")
     lines.append(f"{r.seconds:.0f} s ({r.summary['computed']} tasks computed, "
                  f"{r.summary['cached']} cached)")

@@ -243,32 +243,30 @@ def finite_task(params: dict, seed: int) -> dict:
     0: no effect), as ``ntklc kurtosis`` does for fully connected networks."""
     from nets import cnn_network_kernels
     from ntk import parse_weight_law
-    from ntk.empirical import _mean_and_noise
+    from ntk.empirical import mean_over_draws
 
     start = time.perf_counter()
     acts = parse_activations(params["act"]) * params["layers"]
     law = parse_weight_law(params["weights"])
     x = _images(params, seed)
     exact = cnn_kernels(x, acts, centring=True, tol=_TOL, **_kernel_options(params))
-    draws = params["draws"]
-    n = x.shape[0]
-    sums = {"ck": np.zeros((2, n, n)), "ntk": np.zeros((2, n, n))}
     P = kurtosis_term(x, acts[0], law.excess_kurtosis) if params["layers"] == 1 else None
     ratios = []
     rng = np.random.default_rng([seed, 1])
-    for r in range(draws):
-        ck, nt = cnn_network_kernels(x, acts, law, rng, channels=params["width"],
-                                     filter_size=_FILTER, padding=_PADDING,
-                                     readout=params["readout"], centring=exact.centring)
-        sums["ck"][r % 2] += ck
-        sums["ntk"][r % 2] += nt
-        if P is not None and np.any(P):
-            ratios.append(float(np.sum((ck - exact.ck) * P) / np.sum(P * P)))
-    metrics = {}
-    for name, ref in (("ck", exact.ck), ("ntk", exact.ntk)):
-        mean, noise = _mean_and_noise(sums[name], draws)
-        metrics[f"{name}_error"] = rel_spectral_error(mean, ref)
-        metrics[f"{name}_noise"] = noise
+
+    def draws():
+        for _ in range(params["draws"]):
+            ck, nt = cnn_network_kernels(x, acts, law, rng, channels=params["width"],
+                                         filter_size=_FILTER, padding=_PADDING,
+                                         readout=params["readout"], centring=exact.centring)
+            if P is not None and np.any(P):
+                ratios.append(float(np.sum((ck - exact.ck) * P) / np.sum(P * P)))
+            yield ck, nt
+
+    mean = mean_over_draws(draws(), width=(params["width"],) * params["layers"], ntk=True)
+    metrics = {"ck_error": rel_spectral_error(mean.ck, exact.ck), "ck_noise": mean.ck_noise,
+               "ntk_error": rel_spectral_error(mean.ntk, exact.ntk),
+               "ntk_noise": mean.ntk_noise}
     if ratios:
         metrics["kurtosis_ratio"] = float(np.mean(ratios))
         metrics["kurtosis_se"] = float(np.std(ratios, ddof=1) / math.sqrt(len(ratios)))
@@ -298,23 +296,9 @@ def read_images(path) -> np.ndarray:
         FileNotFoundError: no such file.
         ValueError: not a readable .npz, no X, a wrong rank or type, NaN or inf.
     """
-    import zipfile
-    from pathlib import Path
+    from validation.datasource import load_npz_arrays
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a readable .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            if "X" not in f.files:
-                raise ValueError(f"{path}: no array X (it has {', '.join(f.files) or 'nothing'})")
-            X = f["X"]
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
-    except ValueError as exc:  # e.g. object arrays, which need pickle
-        raise ValueError(f"{path}: {exc}".replace("\n", " ")) from None
+    X = load_npz_arrays(path, ("X",))["X"]
     if X.ndim not in (3, 4) or 0 in X.shape:
         raise ValueError(f"{path}: X must be images (N, H, W) or (N, H, W, C), got shape "
                          f"{X.shape}")

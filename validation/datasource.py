@@ -64,6 +64,35 @@ def parse_classes(text: str | None) -> tuple[int, ...] | None:
     return classes
 
 
+def load_npz_arrays(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of a ``.npz`` file, without pickles.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a readable .npz file, or a key missing (the message lists what the
+            file has).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    # np.load would take any other file for a pickle (or a bare .npy) and say so confusingly.
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a readable .npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = list(f.files)
+            arrays = {k: f[k] for k in keys if k in names}
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+    except ValueError as exc:  # e.g. object arrays, which need pickle
+        raise ValueError(f"{path}: {exc}".replace("\n", " ")) from None
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ValueError(f"{path}: no array {' or '.join(missing)} (the .npz needs "
+                         f"{' and '.join(keys)}; it has {', '.join(names) or 'nothing'})")
+    return arrays
+
+
 def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a labelled ``.npz``: ``X`` (N, p), (N, H, W) or (N, H, W, C), integer ``y`` (N,).
 
@@ -75,22 +104,8 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         ValueError: not a readable .npz, missing keys, a wrong shape or type, NaN or inf.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    # np.load would take any other file for a pickle (or a bare .npy) and say so confusingly.
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a readable .npz file (not a zip archive)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("X", "y") if k not in f.files]
-            if missing:
-                raise ValueError(f"{path}: no array {' or '.join(missing)} (the .npz needs X "
-                                 f"and y; it has {', '.join(f.files) or 'nothing'})")
-            X, y = f["X"], f["y"]
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
-    except ValueError as exc:  # e.g. object arrays, which need pickle
-        raise ValueError(f"{path}: {exc}".replace("\n", " ")) from None
+    arrays = load_npz_arrays(path, ("X", "y"))
+    X, y = arrays["X"], arrays["y"]
     if X.ndim not in (2, 3, 4) or 0 in X.shape:
         raise ValueError(f"{path}: X must have shape (N, p), (N, H, W) or (N, H, W, C) with "
                          f"no empty axis, got {X.shape}")

@@ -20,13 +20,13 @@ from scipy import special
 
 import nets.cnn_kernels as cnn_kernels_module
 from nets.cnn_kernels import (
-    EmpiricalCNNKernels,
     _pad_adjoint,
     cnn_network_kernels,
     empirical_cnn_kernels,
 )
 from ntk.cnn_architecture import PADDINGS, ConvArchitecture
 from ntk.cnn_exact import cnn_kernels
+from ntk.empirical import EmpiricalKernels
 from ntk.weights import sample_weights
 
 # Activations written out here, independently of ntk.activations.
@@ -369,8 +369,8 @@ def test_empirical_means_noise_and_float32():
              for _ in range(3)]
     result = empirical_cnn_kernels(x, "erf,relu", channels=(5, 4), draws=3, seed=9,
                                    progress=False)
-    assert isinstance(result, EmpiricalCNNKernels)
-    assert result.draws == 3 and result.channels == (5, 4)
+    assert isinstance(result, EmpiricalKernels)
+    assert result.draws == 3 and result.width == (5, 4)
     np.testing.assert_allclose(result.ck, np.mean([d[0] for d in draws], axis=0), rtol=1e-12)
     np.testing.assert_allclose(result.ntk, np.mean([d[1] for d in draws], axis=0), rtol=1e-12)
     # Split-half noise with 2 even and 1 odd draws: ||(A0 + A2)/2 - A1||_2 / (2 ||mean||_2).
