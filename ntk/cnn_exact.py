@@ -338,13 +338,15 @@ class _Engine:
                 delta.fill(-1.0)
             K = np.empty_like(S)
             N = np.empty_like(S) if self.ntk else np.empty((1, 1, 1, 1))
-            D_prev = np.empty_like(S)
+            # The outputs' 1 - |rho'| feed the next convolution's close pairs; a pooled or the
+            # last layer has no use for them.
+            pooled = layer in self.arch.pool
+            D_prev = None if pooled or layer == self.arch.layers else np.empty_like(S)
             block = PlaneBlock(ii, jj, eh, ew, self.circular, diag, S, theta, delta)
             close[layer - 1] += maps[layer - 1].evaluate(self.states[layer - 1], block, K, N,
                                                          D_prev)
-            if layer in self.arch.pool:
+            if pooled:
                 K, N = self._pool(layer, K, N)
-                D_prev = None
         return self._readout(K), (self._readout(N) if self.ntk else None), close
 
     def _pool(self, layer: int, K, N):

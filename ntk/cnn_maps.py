@@ -81,6 +81,11 @@ class PlaneBlock:
     delta: np.ndarray
 
 
+def _or_placeholder(a: np.ndarray | None) -> np.ndarray:
+    """``a``, or a 4-D placeholder that a kernel told not to write it never touches."""
+    return np.empty((1, 1, 1, 1)) if a is None else a
+
+
 @numba.njit(cache=True, inline="always")
 def _partner(h, w, eh, ew, H, W, circular):
     """Partner position (h + eh, w + ew), wrapped or -1 when outside the grid."""
@@ -128,13 +133,14 @@ class AngularMap:
         return state[2]
 
     def evaluate(self, state, block: PlaneBlock, K: np.ndarray, N: np.ndarray,
-                 out_delta: np.ndarray) -> int:
+                 out_delta: np.ndarray | None) -> int:
         q, mean, second = state
         k = self.kernel
         sdot = k.sdot if self.ntk else np.zeros(1)
         _angular_planes(block.S, block.theta, block.delta, block.ii, block.jj, block.eh,
                         block.ew, block.circular, block.diag, q, mean, second, k.ck, sdot,
-                        k.gap, k.degree, k.mean, k.parity, self.m, self.ntk, K, N, out_delta)
+                        k.gap, k.degree, k.mean, k.parity, self.m, self.ntk, K, N,
+                        _or_placeholder(out_delta), out_delta is not None)
         return 0
 
 
@@ -195,9 +201,9 @@ def _angular_delta(value, qi, qj, theta, A, B, cG, degree, mu, parity, F0, m):
 
 @numba.njit(parallel=True, cache=True)
 def _angular_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, mean, second, cF, cFd, cG,
-                    degree, mu, parity, m, with_ntk, K, N, D_out):
-    """K (and N) of :class:`AngularMap` for every plane of a block, and the output's
-    1 - |rho'| (``_angular_delta``) in D_out.
+                    degree, mu, parity, m, with_ntk, K, N, D_out, with_delta):
+    """K (and N) of :class:`AngularMap` for every plane of a block, and with ``with_delta``
+    the output's 1 - |rho'| (``_angular_delta``) in D_out.
 
     rho = S / sqrt(q_i q_j) and (s_i s_j) = sqrt(q_i q_j), not products of square roots: for
     duplicates (S = q_i = q_j) that gives rho = 1 and the diagonal's value bit for bit."""
@@ -213,7 +219,8 @@ def _angular_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, mean, second, cF
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
                     if hb < 0:
                         K[p, e, h, w] = 0.0
-                        D_out[p, e, h, w] = 1.0
+                        if with_delta:
+                            D_out[p, e, h, w] = 1.0
                         if with_ntk:
                             N[p, e, h, w] = 0.0
                         continue
@@ -222,20 +229,23 @@ def _angular_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, mean, second, cF
                     kd = 0.0
                     if qi == 0.0 or qj == 0.0:
                         value = (mean[i, h, w] - m) * (mean[j, hb, wb] - m)
-                        prod = math.sqrt(second[i, h, w] * second[j, hb, wb])
-                        out_delta = max(0.0, 1.0 - abs(value) / prod) if prod > 0 else 1.0
+                        if with_delta:
+                            prod = math.sqrt(second[i, h, w] * second[j, hb, wb])
+                            D_out[p, e, h, w] = (max(0.0, 1.0 - abs(value) / prod) if prod > 0
+                                                 else 1.0)
                     else:
-                        theta = 0.0 if self_plane else _angle(S[p, e, h, w] / math.sqrt(qi * qj),
+                        prod = math.sqrt(qi * qj)
+                        theta = 0.0 if self_plane else _angle(S[p, e, h, w] / prod,
                                                               D[p, e, h, w])
                         value = _angular_value(qi, qj, theta, mean[i, h, w], mean[j, hb, wb],
                                                m, cF, degree)
                         if with_ntk:
-                            kd = math.sqrt(qi * qj) ** (degree - 1) * chebyshev(cFd, theta)
-                        out_delta = 0.0 if self_plane else _angular_delta(
-                            value, qi, qj, theta, second[i, h, w], second[j, hb, wb], cG,
-                            degree, mu, parity, F0, m)
+                            kd = prod ** (degree - 1) * chebyshev(cFd, theta)
+                        if with_delta:
+                            D_out[p, e, h, w] = 0.0 if self_plane else _angular_delta(
+                                value, qi, qj, theta, second[i, h, w], second[j, hb, wb], cG,
+                                degree, mu, parity, F0, m)
                     K[p, e, h, w] = value
-                    D_out[p, e, h, w] = out_delta
                     if with_ntk:
                         N[p, e, h, w] = value + kd * T[p, e, h, w]
 
@@ -342,20 +352,22 @@ class SeriesMap:
         return state[3]
 
     def evaluate(self, state, block: PlaneBlock, K: np.ndarray, N: np.ndarray,
-                 out_delta: np.ndarray) -> int:
+                 out_delta: np.ndarray | None) -> int:
         q, coef, deriv, second, sdot, converged, stored = state
         close = np.zeros(block.S.shape, dtype=np.bool_)
         _series_planes(block.S, block.theta, block.delta, block.ii, block.jj, block.eh,
                        block.ew, block.circular, block.diag, q, coef, deriv, second, sdot,
                        converged, stored, self.log_tol, self.ntk and self.steps is None, K, N,
-                       close, out_delta)
+                       close, _or_placeholder(out_delta), out_delta is not None)
         where = np.nonzero(close)
         if where[0].size:
             self._close_pairs(where, state, block, K, N, out_delta)
         return int(where[0].size)
 
-    def _close_pairs(self, where, state, block: PlaneBlock, K, N, out_delta) -> None:
-        """Pairs beyond the series: orthant probabilities (steps) or 2-D quadrature."""
+    def _close_pairs(self, where, state, block: PlaneBlock, K, N,
+                     out_delta: np.ndarray | None) -> None:
+        """Pairs beyond the series: orthant probabilities (steps) or 2-D quadrature; their
+        output 1 - |rho'| into ``out_delta`` unless it is ``None``."""
         q = state[0]
         p, e, h, w = where
         i, j = block.ii[p], block.jj[p]
@@ -373,9 +385,10 @@ class SeriesMap:
         if self.steps is not None:
             values = _step_close(*self.steps, self.m, s1, s2, sgn, delta)
             K[p, e, h, w] = values
-            prod = np.sqrt(A * B)
-            ratio = np.divide(np.abs(values), prod, out=np.zeros_like(prod), where=prod > 0)
-            out_delta[p, e, h, w] = np.clip(1.0 - ratio, 0.0, 1.0)
+            if out_delta is not None:
+                prod = np.sqrt(A * B)
+                ratio = np.divide(np.abs(values), prod, out=np.zeros_like(prod), where=prod > 0)
+                out_delta[p, e, h, w] = np.clip(1.0 - ratio, 0.0, 1.0)
             return
         done: dict[tuple[float, ...], tuple[float, float, float]] = {}
         values = np.empty(p.size)
@@ -388,7 +401,8 @@ class SeriesMap:
                 done[key] = (pm.ck, pm.sdot, pm.delta)
             values[k], derivs[k], deltas[k] = done[key]
         K[p, e, h, w] = values
-        out_delta[p, e, h, w] = deltas
+        if out_delta is not None:
+            out_delta[p, e, h, w] = deltas
         if self.ntk:
             N[p, e, h, w] = values + derivs * block.theta[p, e, h, w]
 
@@ -431,11 +445,12 @@ def _step_close(thresholds, levels, m, s1, s2, sgn, delta):
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def _series_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, coef, deriv, second, sdot,
-                   converged, stored, log_tol, with_ntk, K, N, close, D_out):
+                   converged, stored, log_tol, with_ntk, K, N, close, D_out, with_delta):
     """K (and N) of :class:`SeriesMap` for every plane; pairs beyond reach are marked.
 
     Duplicates (1 - |rho| = 0, equal variances) take the diagonal's values bit for bit (and
-    an output 1 - |rho'| of 0); otherwise D_out is 1 - |rho'| as computed."""
+    an output 1 - |rho'| of 0); otherwise D_out is 1 - |rho'| as computed (with
+    ``with_delta``)."""
     B, n_off, H, W = S.shape
     for p in numba.prange(B):
         i = ii[p]
@@ -447,7 +462,8 @@ def _series_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, coef, deriv, seco
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
                     if hb < 0:
                         K[p, e, h, w] = 0.0
-                        D_out[p, e, h, w] = 1.0
+                        if with_delta:
+                            D_out[p, e, h, w] = 1.0
                         if with_ntk:
                             N[p, e, h, w] = 0.0
                         continue
@@ -484,9 +500,11 @@ def _series_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, coef, deriv, seco
                         value = acc * rho + coef[i, h, w, 0] * coef[j, hb, wb, 0]
                         kd = acc_d
                     K[p, e, h, w] = value
-                    prod = math.sqrt(second[i, h, w] * second[j, hb, wb])
-                    D_out[p, e, h, w] = (0.0 if self_plane or duplicate else
-                                         max(0.0, 1.0 - abs(value) / prod) if prod > 0 else 1.0)
+                    if with_delta:
+                        prod = math.sqrt(second[i, h, w] * second[j, hb, wb])
+                        D_out[p, e, h, w] = (0.0 if self_plane or duplicate else
+                                             max(0.0, 1.0 - abs(value) / prod) if prod > 0
+                                             else 1.0)
                     if with_ntk:
                         N[p, e, h, w] = value + kd * T[p, e, h, w]
 
@@ -516,14 +534,14 @@ class ExpandedMap:
         return self.c.tau2_next + 0.5 * self.c.d3 * (q - self.c.tau**2)
 
     def evaluate(self, q, block: PlaneBlock, K: np.ndarray, N: np.ndarray,
-                 out_delta: np.ndarray) -> int:
+                 out_delta: np.ndarray | None) -> int:
         c = self.c
         esp2 = c.esp2 if self.ntk else 0.0
         _expanded_planes(block.S, block.theta, block.ii, block.jj, block.eh, block.ew,
                          block.circular, block.diag, q, c.tau**2, c.d1, c.d2, c.d3,
                          c.tau2_next, esp2, self.ntk, K, N)
-        # The expansion has no angle: nothing downstream needs 1 - |rho'|.
-        out_delta.fill(-1.0)
+        if out_delta is not None:  # the expansion has no angle: nothing downstream needs it
+            out_delta.fill(-1.0)
         return 0
 
 
