@@ -14,7 +14,10 @@ Rows:
   3. the global-average-pooling readout (every position pair) at n = 64 on 14 x 14 images.
   4. optional: neural-tangents (``stax``, float64, ``nt.batch`` 8, warm) on the inputs of rows
      1 and 3, when ``--neural-tangents PYTHON`` names an interpreter with neural-tangents and
-     jax installed (its own environment: see the README), and the agreement of the kernels.
+     jax installed (its own environment: see the README), and the agreement of the kernels;
+     and their agreement on 4 random 2-channel 6 x 6 images (one an exact copy, one a
+     near-copy) for relu, erf, gelu and sign (CK only), 1 and 2 layers, every padding, both
+     readouts, with and without pooling after layer 1.
 """
 
 from __future__ import annotations
@@ -38,6 +41,31 @@ from _machine import cpu_name, interleaved_best
 
 from nets.data import as_float, load_dataset
 from ntk import cnn_kernels, exact_kernels
+
+_NT_AGREEMENT = """
+import json, sys
+import numpy as np
+import jax
+jax.config.update("jax_enable_x64", True)
+from neural_tangents import stax
+x = np.transpose(np.load(sys.argv[1]), (0, 2, 3, 1))
+acts = {"relu": stax.Relu, "erf": stax.Erf, "gelu": lambda: stax.Gelu(approximate=False),
+        "sign": stax.Sign}
+out = {}
+for case in json.loads(sys.argv[2]):
+    act, padding, layers, pool, readout = case
+    net = []
+    for layer in range(1, layers + 1):
+        net += [stax.Conv(1, (3, 3), padding=padding.upper(), W_std=1.0, b_std=None),
+                acts[act]()]
+        if layer in pool:
+            net.append(stax.AvgPool((2, 2), strides=(2, 2)))
+    net += [stax.Flatten() if readout == "flatten" else stax.GlobalAvgPool(),
+            stax.Dense(1, W_std=1.0, b_std=None)]
+    k = stax.serial(*net)[2](x, None, ("nngp", "ntk"))
+    out[json.dumps(case)] = [np.asarray(k.nngp).tolist(), np.asarray(k.ntk).tolist()]
+print(json.dumps(out))
+"""
 
 _NT_SCRIPT = """
 import json, sys, time
@@ -88,6 +116,50 @@ def neural_tangents(python: str, x: np.ndarray, readout: str, repeat: int
         return json.loads(done.stdout.strip().splitlines()[-1]), np.load(kernels)
 
 
+def agreement_cases() -> list[tuple]:
+    """(act, padding, layers, pool, readout) of row 4's small-image comparison."""
+    cases = []
+    for act in ("relu", "erf", "gelu", "sign"):
+        for padding in ("same", "circular", "valid"):
+            for layers in (1, 2):
+                for pool in ((), (1,)):
+                    if padding == "valid" and layers == 2 and pool:
+                        continue  # 6 -> 4 -> 2 -> 0: no grid left
+                    for readout in ("flatten", "gap"):
+                        cases.append((act, padding, layers, list(pool), readout))
+    return cases
+
+
+def neural_tangents_agreement(python: str) -> dict[str, float]:
+    """Largest |ntklc - neural-tangents| / max |neural-tangents| per activation and kernel
+    over :func:`agreement_cases`."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 2, 6, 6))
+    x[3] = x[0]
+    x[2] = x[1] + 1e-3 * rng.standard_normal(x[1].shape)
+    cases = agreement_cases()
+    with tempfile.TemporaryDirectory() as tmp:
+        images = Path(tmp) / "x.npy"
+        np.save(images, x)
+        done = subprocess.run([python, "-c", _NT_AGREEMENT, str(images), json.dumps(cases)],
+                              capture_output=True, text=True, check=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    worst: dict[str, float] = {}
+    for case in cases:
+        act, padding, layers, pool, readout = case
+        nngp, ntk = (np.array(k) for k in theirs[json.dumps(case)])
+        ours = cnn_kernels(x, [act] * layers, padding=padding, pool=pool, readout=readout,
+                           ntk=act != "sign", progress=False)
+        pairs = [("CK", ours.ck, nngp)] + ([] if act == "sign" else [("NTK", ours.ntk, ntk)])
+        for name, mine, ref in pairs:
+            key = f"{act} {name}" + (" (pool)" if act == "sign" and pool and layers == 2
+                                     else "")
+            worst[key] = max(worst.get(key, 0.0),
+                             float(np.abs(mine - ref).max() / np.abs(ref).max()))
+    return worst
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="rounds (best of each)")
@@ -136,6 +208,10 @@ def main() -> None:
                   f"{seconds / timing['warm']:.2f}; max |CK - nngp| / max |nngp| "
                   f"{np.abs(ours.ck - nngp).max() / scale:.1e}, NTK "
                   f"{np.abs(ours.ntk - ntk).max() / np.abs(ntk).max():.1e}")
+        print("4. agreement with neural-tangents on small images (largest difference / "
+              "largest entry):")
+        for key, value in neural_tangents_agreement(args.neural_tangents).items():
+            print(f"   {key:<16} {value:.1e}")
     sys.stdout.flush()
 
 

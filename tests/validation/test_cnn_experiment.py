@@ -12,7 +12,7 @@ from ntk.activations import activation
 from ntk.cnn_architecture import ConvArchitecture
 from validation.cli import main
 from validation.cnn import cnn_images, gmm_feature_maps, kurtosis_term
-from validation.report.reproduce import reproduce
+from validation.report.reproduce import SECTIONS
 
 
 def first_layer_variance(x, k=3):
@@ -61,10 +61,12 @@ def test_kurtosis_term_is_the_literal_sum():
 
 @needs_mnist
 def test_quick_command(tmp_path, capsys):
+    """The quick study end to end, its cached rerun, and the reproduction section drawn from
+    the same rows."""
     out = tmp_path / "cnn"
     assert main(["experiment", "cnn", "--quick", "--json", "--out", str(out)]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["sources"] == ["mnist", "fashion-mnist", "gmm"]
+    assert payload["sources"][0] == "mnist" and payload["sources"][-1] == "gmm"
     assert set(payload["verdicts"]) == {"a", "b", "c", "d", "e"}
     for name in ("cnn_a", "cnn_b", "cnn_c", "cnn_d", "cnn_e"):
         assert (out / f"{name}.png").exists() and (out / f"{name}.pdf").exists()
@@ -85,6 +87,13 @@ def test_quick_command(tmp_path, capsys):
     again = json.loads(capsys.readouterr().out)
     assert again["summary"]["computed"] == 0
     assert again["verdicts"] == payload["verdicts"]
+    section = next(s for s in SECTIONS if s.name == "cnn")
+    held, verdict = section.verdict(rows)
+    assert held in (True, False, "partly") and "feature maps" in verdict
+    _, table = section.table(rows)
+    assert [row[0] for row in table] == ["a", "b", "c", "d", "e"]
+    figures = section.figure(rows, tmp_path / "figures" / "cnn.png", None)
+    assert all(path.exists() for path in figures)
 
 
 def test_missing_cifar10_is_one_line(tmp_path, monkeypatch, capsys):
@@ -99,18 +108,6 @@ def test_gmm_is_only_for_the_cnn_experiment(capsys):
     assert main(["experiment", "ntklc-real", "--data", "gmm", "--quick"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "option of the cnn experiment" in err
-
-
-def test_reproduce_section_on_feature_maps(tmp_path, monkeypatch):
-    """Without raw images the section runs the feature-map sweeps and still judges."""
-    monkeypatch.setenv("NTKLC_DATA", str(tmp_path / "nothing"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    result = reproduce(tmp_path / "out", quick=True, sections=["cnn"], workers=2,
-                       progress=False)
-    (section,) = result["sections"]
-    assert section["held"] in (True, False, "partly")
-    assert "feature maps" in section["verdict"]
-    assert (tmp_path / "out" / "figures" / "cnn_a.png").exists()
 
 
 @pytest.fixture
