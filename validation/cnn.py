@@ -4,12 +4,14 @@ Five measurements, each a sweep task registered in ``validation.tasks`` (so ``nt
 the cache and ``ntklc reproduce`` work), on raw images (MNIST and Fashion-MNIST averaged to
 14 x 14, CIFAR-10 to 16 x 16) and on Gaussian-mixture "feature maps" (8 x 8, C channels, each
 position's C-vector drawn from the image's class of ``rmt.gmm.gaussian_mixture(C)``: the
-many-channel regime). Networks are ``ntk.cnn_architecture``'s: 3 x 3 convolutions, "same"
-padding, L = 1..3, flatten or global-average-pooling readout. Images are centred by the
-training mean image and scaled so that the mean first-layer variance q_1 is 1 (tau0 = 1), so
-that one NTK-LC solution (``solvers.compress_network(acts, 1.0)``, memoised) serves every
-sample; the kernels are centred by the scalar chain (``cnn_kernels(..., centring=True)``), the
-convention under which the NTK-LC conditions are stated.
+many-channel regime). Networks are ``ntk.cnn_architecture``'s: 3 x 3 convolutions, zero
+("same") or circular padding, L = 1..3, flatten or global-average-pooling readout. Images are
+centred by the training mean image and scaled so that the mean first-layer variance q_1 is 1
+(tau0 = 1), so that one NTK-LC solution (``solvers.compress_network(acts, 1.0)``, memoised)
+serves every sample; the kernels are centred by the scalar chain (``cnn_kernels(...,
+centring=True)``), the convention under which the NTK-LC conditions are stated. Zero padding
+gives the border positions a smaller variance than the chain's tau (their windows reach fewer
+inputs), circular padding does not: the two separate what the borders cost.
 
 * ``cnn-compressed`` (a): the exact CNN CK with the dense activations against the same network
   with NTK-LC's quantized activations, relative spectral error ||K_c - K|| / ||K||. The NTK of a
@@ -53,7 +55,6 @@ DEFAULT_SIZE = {"mnist": 14, "fashion-mnist": 14, "cifar10": 16, "gmm": 8}
 # Truncation tolerance of the Hermite series: far below every error these parts measure.
 _TOL = 1e-10
 _FILTER = 3
-_PADDING = "same"
 _LOADER_NAMES = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10"}
 
 
@@ -95,13 +96,13 @@ def gmm_feature_maps(n: int, channels: int, size: int, seed: int
 
 
 def cnn_images(data: str, n: int, seed: int, *, channels: int = 16, size: int = 0,
-               data_dir: str = "") -> tuple[np.ndarray, np.ndarray]:
+               data_dir: str = "", padding: str = "same") -> tuple[np.ndarray, np.ndarray]:
     """A sample of n images of ``data`` (float64, NCHW) with tau0 = 1, and its labels.
 
     Real data: a class-balanced sample of the training set (``rmt.estimate.balanced_indices``),
     preprocessed by :func:`_training_images`; ``gmm``: :func:`gmm_feature_maps`. Either is then
-    scaled so that the mean over images and positions of the first 3 x 3 "same" convolution's
-    variance is 1.
+    scaled so that the mean over images and positions of the first 3 x 3 convolution's
+    variance (with ``padding``) is 1.
 
     Raises:
         ValueError: unknown data, bad n or size; FileNotFoundError (``DataNotFoundError``):
@@ -118,16 +119,17 @@ def cnn_images(data: str, n: int, seed: int, *, channels: int = 16, size: int = 
         x, labels = images[idx].astype(np.float64), all_labels[idx]
     else:
         raise ValueError(f"unknown data {data!r}; choose from {', '.join((*REAL_DATA, 'gmm'))}")
-    return x / cnn_input_scale(x, ConvArchitecture(1, _FILTER, _PADDING)), labels
+    return x / cnn_input_scale(x, ConvArchitecture(1, _FILTER, padding)), labels
 
 
 def _images(params: dict, seed: int) -> np.ndarray:
     return cnn_images(params["data"], params["n"], seed, channels=params["channels"],
-                      size=params["size"], data_dir=params["data_dir"])[0]
+                      size=params["size"], data_dir=params["data_dir"],
+                      padding=params["padding"])[0]
 
 
 def _kernel_options(params: dict) -> dict:
-    return {"filter_size": _FILTER, "padding": _PADDING, "readout": params["readout"],
+    return {"filter_size": _FILTER, "padding": params["padding"], "readout": params["readout"],
             "progress": False}
 
 
@@ -203,7 +205,8 @@ def hermite_task(params: dict, seed: int) -> dict:
 
 # -- (d) finite networks -----------------------------------------------------------------------
 
-def kurtosis_term(x: np.ndarray, act, excess_kurtosis: float) -> np.ndarray:
+def kurtosis_term(x: np.ndarray, act, excess_kurtosis: float, padding: str = "same"
+                  ) -> np.ndarray:
     """Predicted first-layer change of the flatten CK under weights of excess kurtosis k4.
 
     Per position the first layer is a fully connected layer on the patch p = x(a + d) /
@@ -214,7 +217,7 @@ def kurtosis_term(x: np.ndarray, act, excess_kurtosis: float) -> np.ndarray:
     Returns:
         (n, n) predicted term P.
     """
-    arch = ConvArchitecture(1, _FILTER, _PADDING)
+    arch = ConvArchitecture(1, _FILTER, padding)
     n, C, H, W = x.shape
     padded = arch.padded(x)
     patches = np.stack([padded[:, :, i:i + H, j:j + W] for i in range(_FILTER)
@@ -250,14 +253,15 @@ def finite_task(params: dict, seed: int) -> dict:
     law = parse_weight_law(params["weights"])
     x = _images(params, seed)
     exact = cnn_kernels(x, acts, centring=True, tol=_TOL, **_kernel_options(params))
-    P = kurtosis_term(x, acts[0], law.excess_kurtosis) if params["layers"] == 1 else None
+    P = (kurtosis_term(x, acts[0], law.excess_kurtosis, params["padding"])
+         if params["layers"] == 1 else None)
     ratios = []
     rng = np.random.default_rng([seed, 1])
 
     def draws():
         for _ in range(params["draws"]):
             ck, nt = cnn_network_kernels(x, acts, law, rng, channels=params["width"],
-                                         filter_size=_FILTER, padding=_PADDING,
+                                         filter_size=_FILTER, padding=params["padding"],
                                          readout=params["readout"], centring=exact.centring)
             if P is not None and np.any(P):
                 ratios.append(float(np.sum((ck - exact.ck) * P) / np.sum(P * P)))

@@ -81,19 +81,24 @@ def cnn_specs(quick: bool, sources=("mnist", "fashion-mnist", "gmm"), data_dir: 
 
     # Quick: one sweep per part and source kind (each sweep starts its own worker pool);
     # full: global average pooling at smaller n than flatten (it costs (H W)^2 per pair).
+    # Both paddings on the feature maps (and flatten images): zero padding lowers the border
+    # positions' variance below the chain's tau, circular padding does not.
     readouts = {"": (["flatten", "gap"], [10, 14])} if quick else {
         "": (["flatten"], None), "-gap": (["gap"], None)}
+    paddings = ["same", "circular"]
     for part in ("a", "b"):
         experiment = _EXPERIMENT[part]
         for suffix, (readout, quick_n) in readouts.items():
             if real:
                 add(f"{part}-images{suffix}", experiment, image,
                     {"data": real, "act": acts, "layers": layers, "readout": readout,
+                     "padding": paddings if readout == ["flatten"] else ["same"],
                      "n": quick_n or ([64, 128, 256] if readout == ["flatten"]
                                       else [16, 24, 32])})
             if "gmm" in sources:
                 add(f"{part}-maps{suffix}", experiment, maps,
-                    {"act": acts, "layers": layers, "channels": channels, "readout": readout,
+                    {"act": acts, "layers": layers, "channels": channels,
+                     "readout": ["flatten"] if quick else readout, "padding": paddings,
                      "n": [12] if quick else ([32, 64, 128] if readout == ["flatten"]
                                               else [16, 32])})
     if real:
@@ -211,13 +216,13 @@ def _kernel_table(rows_by_sweep: dict, part: str, metrics: tuple[str, ...]
                   ) -> tuple[list[str], list[list[str]]]:
     """Errors of part a or b: per (data, act, L, readout) over n (images, and maps at their
     largest C) and over C (maps, at their largest n), with the trends."""
-    header = ["data", "act", "L", "readout", "axis", "values",
+    header = ["data", "act", "L", "readout", "padding", "axis", "values",
               *[f"{m.split('_')[0].upper()} error (%)" for m in metrics],
               *[f"{m.split('_')[0].upper()} trend" for m in metrics]]
     table = []
     rows = _part(rows_by_sweep, f"{part}-")
-    for (data, act, layers, readout), group in _groups(
-            rows, ("data", "act", "layers", "readout")).items():
+    for (data, act, layers, readout, padding), group in _groups(
+            rows, ("data", "act", "layers", "readout", "padding")).items():
         axes = ["n"] if data != "gmm" else ["channels", "n"]
         for axis in axes:
             if axis == "n" and data == "gmm":
@@ -236,7 +241,7 @@ def _kernel_table(rows_by_sweep: dict, part: str, metrics: tuple[str, ...]
                 label = f"n (C={max(g['channels'] for g in group)})"
             if axis == "channels":
                 label = f"C (n={max(g['n'] for g in group)})"
-            table.append([data, act, str(layers), readout, label,
+            table.append([data, act, str(layers), readout, padding, label,
                           "/".join(map(str, _versus(sub, axis, metrics[0])[0])), *errors,
                           *trends])
     return header, table
@@ -299,31 +304,36 @@ def cnn_tables(rows_by_sweep: dict) -> dict[str, tuple[list[str], list[list[str]
 
 # -- verdicts ----------------------------------------------------------------------------------
 
-def _regime(rows: list[dict], metric: str) -> tuple[str, str]:
-    """Summary of one kernel metric: on feature maps the trend in C (pooled over act, L,
-    readout, at each group's largest n: slopes averaged), on raw images the range of errors
-    at the largest n and the trend in n."""
-    maps, images = [], []
-    for key, group in _groups(rows, ("data", "act", "layers", "readout")).items():
+def _regime(rows: list[dict], metric: str) -> list[str]:
+    """Summary of one kernel metric: on feature maps, per padding, the trend in C (at each
+    setting's largest n); on raw images the range of errors at the largest n and the trend in
+    n."""
+    maps: dict[str, list] = defaultdict(list)
+    images = []
+    for key, group in _groups(rows, ("data", "act", "layers", "readout", "padding")).items():
         if key[0] == "gmm":
             top_n = max(r["n"] for r in group)
-            maps.append(_slope([(r["channels"], r[metric]) for r in group if r["n"] == top_n]))
+            maps[key[4]].append(_slope([(r["channels"], r[metric]) for r in group
+                                        if r["n"] == top_n]))
         else:
             images.append((group, _slope([(r["n"], r[metric]) for r in group])))
-    map_text = image_text = ""
-    if maps:
-        slopes = np.array([s for s, _ in maps])
-        falls = sum(s + (c if np.isfinite(c) else 0) < _FALLS for s, c in maps)
-        map_text = (f"on Gaussian-mixture feature maps it falls with the channel count C in "
-                    f"{falls} of {len(maps)} settings (slopes in C {slopes.min():+.2f} to "
-                    f"{slopes.max():+.2f})")
+    texts = []
+    for padding, fits in sorted(maps.items(), key=lambda kv: kv[0] != "circular"):
+        slopes = np.array([s for s, _ in fits])
+        falls = sum(s + (c if np.isfinite(c) else 0) < _FALLS for s, c in fits)
+        texts.append(f"on Gaussian-mixture feature maps with {_PADDING_NAMES[padding]} it falls "
+                     f"with the channel count C in {falls} of {len(fits)} settings (slopes in C "
+                     f"{slopes.min():+.2f} to {slopes.max():+.2f})")
     if images:
         top = [r[metric] for group, _ in images for r in group
                if r["n"] == max(g["n"] for g in group)]
         falls = sum(s + (c if np.isfinite(c) else 0) < _FALLS for _, (s, c) in images)
-        image_text = (f"on raw images it is {100 * min(top):.1f}-{100 * max(top):.1f} % at the "
-                      f"largest n and falls with n in {falls} of {len(images)} settings")
-    return map_text, image_text
+        texts.append(f"on raw images it is {100 * min(top):.1f}-{100 * max(top):.1f} % at the "
+                     f"largest n and falls with n in {falls} of {len(images)} settings")
+    return texts
+
+
+_PADDING_NAMES = {"same": "zero padding", "circular": "circular padding", "valid": "no padding"}
 
 
 def _joined(parts) -> str:
@@ -335,15 +345,13 @@ def cnn_verdicts(rows_by_sweep: dict) -> dict[str, str]:
     out = {}
     a = _part(rows_by_sweep, "a-")
     if a:
-        maps, images = _regime(a, "ck_error")
-        out["a"] = ("NTK-LC's quantized activations change the exact CNN CK: "
-                    + _joined([maps, images]) + ".")
+        out["a"] = ("The relative spectral error of the exact CNN CK with NTK-LC's quantized "
+                    "activations: " + _joined(_regime(a, "ck_error")) + ".")
     b = _part(rows_by_sweep, "b-")
     if b:
         texts = []
         for metric in ("ck_error", "ntk_error"):
-            maps, images = _regime(b, metric)
-            texts.append(f"{metric.split('_')[0].upper()}: " + _joined([maps, images]))
+            texts.append(f"{metric.split('_')[0].upper()}: " + _joined(_regime(b, metric)))
         out["b"] = "The expanded recursion against the exact kernel. " + ". ".join(texts) + "."
     c = _part(rows_by_sweep, "c-")
     if c:
@@ -419,11 +427,11 @@ def cnn_figures(rows_by_sweep: dict, out: Path, command: str | None = None) -> l
             fig = new_figure(2, aspect=0.42)
             axes = fig.subplots(1, 2)
             if images:
-                _error_axes(axes[0], images, "n", metric, ("data", "act", "layers"),
+                _error_axes(axes[0], images, "n", metric, ("data", "act", "layers", "padding"),
                             "raw images (flatten)")
                 axes[0].set_xlabel("n")
             if maps:
-                _error_axes(axes[1], maps, "channels", metric, ("act", "layers"),
+                _error_axes(axes[1], maps, "channels", metric, ("act", "layers", "padding"),
                             "GMM feature maps (flatten)")
                 axes[1].set_xlabel("channels C")
             axes[0].set_ylabel("rel. spectral error of the CK (%)")

@@ -238,6 +238,7 @@ _CNN = {"data": Param(str, "gmm", "gmm (feature maps), mnist, fashion-mnist or c
         "act": Param(str, "relu", "activation of every convolution"),
         "layers": Param(int, 1, "convolutions L"),
         "readout": Param(str, "flatten", "flatten or gap"),
+        "padding": Param(str, "same", "same (zeros) or circular"),
         "n": Param(int, 64, "images"),
         "channels": Param(int, 16, "channels C of the GMM feature maps"),
         "size": Param(int, 0, "image side (0: 14 for MNIST-type data, 16 CIFAR-10, 8 gmm)"),
