@@ -46,7 +46,15 @@ from tqdm.auto import tqdm
 from ntk.activations import Activation, parse_activations
 from ntk.angular import angular_kernel
 from ntk.cnn_architecture import ConvArchitecture, check_images
-from ntk.cnn_maps import _ACOS_MAX, AngularMap, PlaneBlock, SeriesMap, _partner
+from ntk.cnn_maps import (
+    _ACOS_MAX,
+    AngularMap,
+    PlaneBlock,
+    SeriesMap,
+    _partner,
+    _span,
+    _zero_outside,
+)
 from ntk.constants import tau_chain
 from ntk.step_kernels import step_levels
 
@@ -316,7 +324,7 @@ class _Engine:
             eh, ew = self.offsets[layer - 1]
             Hc, Wc = _conv_grid(self.arch, self.grids, layer)
             S = np.empty((ii.size, eh.size, Hc, Wc))
-            _window(K, self.k, self.lo, self.circular, S)
+            _window(K, self.k, self.lo, eh, ew, self.circular, S)
             if stop == layer:
                 return S, None, close
             theta = np.empty((1, 1, 1, 1))
@@ -325,7 +333,7 @@ class _Engine:
                     theta = S
                 else:
                     theta = np.empty_like(S)
-                    _window(N, self.k, self.lo, self.circular, theta)
+                    _window(N, self.k, self.lo, eh, ew, self.circular, theta)
             delta = np.empty_like(S)
             if layer == 1:
                 _patch_delta(self.padded, ii, jj, eh, ew, self.circular, self.k, S,
@@ -411,17 +419,12 @@ def _input_planes(x, ii, jj, eh, ew, circular, out):
         i = ii[p]
         j = jj[p]
         for e in range(n_off):
-            for h in range(H):
-                hb = h + eh[e]
-                if circular:
-                    hb %= H
-                for w in range(W):
-                    wb = w + ew[e]
-                    if circular:
-                        wb %= W
-                    if hb < 0 or hb >= H or wb < 0 or wb >= W:
-                        out[p, e, h, w] = 0.0
-                        continue
+            h0, h1 = _span(eh[e], H, circular)
+            w0, w1 = _span(ew[e], W, circular)
+            _zero_outside(out, p, e, h0, h1, w0, w1)
+            for h in range(h0, h1):
+                for w in range(w0, w1):
+                    hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
                     acc = 0.0
                     for c in range(C):
                         acc += x[i, c, h, w] * x[j, c, hb, wb]
@@ -429,28 +432,31 @@ def _input_planes(x, ii, jj, eh, ew, circular, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _window(inp, k, lo, circular, out):
+def _window(inp, k, lo, eh, ew, circular, out):
     """out[p, e, a] = (1/k^2) sum_d inp[p, e, a + d - lo] with d in [0, k)^2: zero outside
     the grid ("same"), wrapped ("circular"), or a smaller output grid ("valid", lo = 0).
 
-    Each plane is copied into a padded buffer (zeros or wrapped rows and columns) and summed
-    separably, k row sums then k column sums per output, with no bounds tests in the loops."""
+    Only the positions a whose partner a + e lies on the grid are computed (the others are
+    never read: the maps write 0 there), in a rectangle: each plane's rectangle is copied into
+    a padded buffer (zeros or wrapped rows and columns) and summed separably, k row sums then
+    k column sums per output, with no bounds tests in the loops."""
     B, n_off, H, W = out.shape
     Hi, Wi = inp.shape[2], inp.shape[3]
-    Hp, Wp = H + k - 1, W + k - 1
     scale = 1.0 / (k * k)
     for p in numba.prange(B):
-        padded = np.zeros((Hp, Wp))
-        rows = np.empty((Hp, W))
+        padded = np.empty((H + k - 1, W + k - 1))
+        rows = np.empty((H + k - 1, W))
         for e in range(n_off):
-            for r in range(Hp):
+            h0, h1 = _span(eh[e], H, circular)
+            w0, w1 = _span(ew[e], W, circular)
+            for r in range(h0, h1 + k - 1):
                 src = r - lo
                 if circular:
                     src %= Hi
                 elif src < 0 or src >= Hi:
-                    padded[r, :] = 0.0
+                    padded[r, w0:w1 + k - 1] = 0.0
                     continue
-                for c in range(Wp):
+                for c in range(w0, w1 + k - 1):
                     col = c - lo
                     if circular:
                         padded[r, c] = inp[p, e, src, col % Wi]
@@ -458,14 +464,14 @@ def _window(inp, k, lo, circular, out):
                         padded[r, c] = inp[p, e, src, col]
                     else:
                         padded[r, c] = 0.0
-            for r in range(Hp):
-                for c in range(W):
+            for r in range(h0, h1 + k - 1):
+                for c in range(w0, w1):
                     acc = 0.0
                     for dj in range(k):
                         acc += padded[r, c + dj]
                     rows[r, c] = acc
-            for h in range(H):
-                for c in range(W):
+            for h in range(h0, h1):
+                for c in range(w0, w1):
                     acc = 0.0
                     for di in range(k):
                         acc += rows[h + di, c]
@@ -497,19 +503,19 @@ def _patch_delta(padded, ii, jj, eh, ew, circular, k, S, q, delta):
 
     p_i is the (C, k, k) patch of the padded image i at the output position (|p_i|^2 =
     C k^2 q_i); only pairs with |rho| above the arccos limit of ``ntk.cnn_maps`` are computed
-    (the others get -1)."""
+    (the others get -1; positions whose partner is off the grid are left alone)."""
     B, n_off, H, W = S.shape
     C = padded.shape[1]
     for p in numba.prange(B):
         i = ii[p]
         j = jj[p]
         for e in range(n_off):
-            for h in range(H):
-                for w in range(W):
+            h0, h1 = _span(eh[e], H, circular)
+            w0, w1 = _span(ew[e], W, circular)
+            for h in range(h0, h1):
+                for w in range(w0, w1):
                     delta[p, e, h, w] = -1.0
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
-                    if hb < 0:
-                        continue
                     qi = q[i, h, w]
                     qj = q[j, hb, wb]
                     if qi == 0.0 or qj == 0.0:
@@ -541,19 +547,20 @@ def _window_delta(K, D, second, q, ii, jj, eh, ew, k, lo, circular, S, delta):
     is B ((lambda_d - lambda)^2 + 2 lambda lambda_d D_d): non-negative terms when the signs
     agree, so a pair of nearly parallel windows keeps every digit of 1 - |rho| (duplicates
     give 0). A term with A = 0 (a zero input, padding included) is lambda^2 B, with B = 0 it
-    is A. Pairs with |rho| at most the arccos limit get -1 (the maps use 1 - |rho| of S)."""
+    is A. Pairs with |rho| at most the arccos limit get -1 (the maps use 1 - |rho| of S);
+    positions whose partner is off the grid are left alone."""
     B_, n_off, H, W = S.shape
     Hi, Wi = K.shape[2], K.shape[3]
     for p in numba.prange(B_):
         i = ii[p]
         j = jj[p]
         for e in range(n_off):
-            for h in range(H):
-                for w in range(W):
+            h0, h1 = _span(eh[e], H, circular)
+            w0, w1 = _span(ew[e], W, circular)
+            for h in range(h0, h1):
+                for w in range(w0, w1):
                     delta[p, e, h, w] = -1.0
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
-                    if hb < 0:
-                        continue
                     qi = q[i, h, w]
                     qj = q[j, hb, wb]
                     if qi == 0.0 or qj == 0.0:

@@ -27,7 +27,9 @@ Theta vanishes wherever the variance does (Theta_1 = S_1, and Theta_l(a, a) = 0 
 q_l(a) = 0 by induction over the layers).
 
 Every map writes, for the planes of a block of image pairs (arrays (B, offsets, H, W)), K and N
-in place; positions whose partner a + e lies outside the grid (zero or valid padding) get 0.
+in place; positions whose partner a + e lies outside the grid (zero or valid padding) get 0,
+and the maps (like every kernel of ``ntk.cnn_exact``) loop over the rectangle of the others
+only (:func:`_span`): with global average pooling most planes are small.
 """
 
 from __future__ import annotations
@@ -87,15 +89,32 @@ def _or_placeholder(a: np.ndarray | None) -> np.ndarray:
 
 
 @numba.njit(cache=True, inline="always")
-def _partner(h, w, eh, ew, H, W, circular):
-    """Partner position (h + eh, w + ew), wrapped or -1 when outside the grid."""
-    hb = h + eh
-    wb = w + ew
+def _span(offset, size, circular):
+    """The positions a in [lo, hi) whose partner a + offset lies on a grid of ``size``
+    (every position when the grid wraps around)."""
     if circular:
-        return hb % H, wb % W
-    if hb < 0 or hb >= H or wb < 0 or wb >= W:
-        return -1, -1
-    return hb, wb
+        return 0, size
+    return max(0, -offset), min(size, size - offset)
+
+
+@numba.njit(cache=True, inline="always")
+def _partner(h, w, eh, ew, H, W, circular):
+    """The partner (h + eh, w + ew) of a position inside :func:`_span`'s rectangle."""
+    if circular:
+        return (h + eh) % H, (w + ew) % W
+    return h + eh, w + ew
+
+
+@numba.njit(cache=True, inline="always")
+def _zero_outside(A, p, e, h0, h1, w0, w1):
+    """A[p, e] = 0 outside the rectangle [h0, h1) x [w0, w1): the positions whose partner
+    is off the grid, which the readout and the next window read as 0."""
+    for h in range(A.shape[2]):
+        if h < h0 or h >= h1:
+            A[p, e, h, :] = 0.0
+        else:
+            A[p, e, h, :w0] = 0.0
+            A[p, e, h, w1:] = 0.0
 
 
 @numba.njit(cache=True, inline="always")
@@ -214,16 +233,14 @@ def _angular_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, mean, second, cF
         j = jj[p]
         for e in range(n_off):
             self_plane = diag and i == j and eh[e] == 0 and ew[e] == 0
-            for h in range(H):
-                for w in range(W):
+            h0, h1 = _span(eh[e], H, circular)
+            w0, w1 = _span(ew[e], W, circular)
+            _zero_outside(K, p, e, h0, h1, w0, w1)
+            if with_ntk:
+                _zero_outside(N, p, e, h0, h1, w0, w1)
+            for h in range(h0, h1):
+                for w in range(w0, w1):
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
-                    if hb < 0:
-                        K[p, e, h, w] = 0.0
-                        if with_delta:
-                            D_out[p, e, h, w] = 1.0
-                        if with_ntk:
-                            N[p, e, h, w] = 0.0
-                        continue
                     qi = q[i, h, w]
                     qj = q[j, hb, wb]
                     kd = 0.0
@@ -457,16 +474,14 @@ def _series_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, coef, deriv, seco
         j = jj[p]
         for e in range(n_off):
             self_plane = diag and i == j and eh[e] == 0 and ew[e] == 0
-            for h in range(H):
-                for w in range(W):
+            h0, h1 = _span(eh[e], H, circular)
+            w0, w1 = _span(ew[e], W, circular)
+            _zero_outside(K, p, e, h0, h1, w0, w1)
+            if with_ntk:
+                _zero_outside(N, p, e, h0, h1, w0, w1)
+            for h in range(h0, h1):
+                for w in range(w0, w1):
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
-                    if hb < 0:
-                        K[p, e, h, w] = 0.0
-                        if with_delta:
-                            D_out[p, e, h, w] = 1.0
-                        if with_ntk:
-                            N[p, e, h, w] = 0.0
-                        continue
                     qi = q[i, h, w]
                     qj = q[j, hb, wb]
                     rho = 0.0 if qi == 0.0 or qj == 0.0 else S[p, e, h, w] / math.sqrt(qi * qj)
@@ -554,14 +569,14 @@ def _expanded_planes(S, T, ii, jj, eh, ew, circular, diag, q, tau2, d1, d2, d3, 
         j = jj[p]
         for e in range(n_off):
             self_plane = diag and i == j and eh[e] == 0 and ew[e] == 0
-            for h in range(H):
-                for w in range(W):
+            h0, h1 = _span(eh[e], H, circular)
+            w0, w1 = _span(ew[e], W, circular)
+            _zero_outside(K, p, e, h0, h1, w0, w1)
+            if with_ntk:
+                _zero_outside(N, p, e, h0, h1, w0, w1)
+            for h in range(h0, h1):
+                for w in range(w0, w1):
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
-                    if hb < 0:
-                        K[p, e, h, w] = 0.0
-                        if with_ntk:
-                            N[p, e, h, w] = 0.0
-                        continue
                     c = S[p, e, h, w]
                     if self_plane:
                         value = tau2_next + 0.5 * d3 * (q[i, h, w] - tau2)
