@@ -184,14 +184,21 @@ def hermite_task(params: dict, seed: int) -> dict:
     Layer l's step function is ``solvers.hermite_step(act, tau_(l-1), K)`` at the dense
     network's chain scale (the variance matches, so the chain is the same). Memory: the
     step's levels k cost ceil(log2 k) bits per activation value and 2k - 1 float32
-    parameters per layer."""
+    parameters per layer. When no step function of at most 64 levels matches, the metrics
+    are ``None`` and ``infeasible`` says why."""
     from ntk import tau_chain
     from solvers import hermite_step
 
     start = time.perf_counter()
     acts = parse_activations(params["act"]) * params["layers"]
     chain = tau_chain(acts, 1.0)
-    steps = [hermite_step(a, c.tau, params["order"]) for a, c in zip(acts, chain, strict=True)]
+    try:
+        steps = [hermite_step(a, c.tau, params["order"])
+                 for a, c in zip(acts, chain, strict=True)]
+    except ValueError as exc:  # no step function of at most 64 levels matches: a finding
+        return {"ck_error": None, "ck_top_eig": None, "ck_alignment": None, "levels": None,
+                "value_bits": None, "parameter_bits": None, "infeasible": str(exc),
+                "seconds": time.perf_counter() - start}
     x = _images(params, seed)
     dense = cnn_kernels(x, acts, ntk=False, centring=True, tol=_TOL, **_kernel_options(params))
     quantized = cnn_kernels(x, [s.activation() for s in steps], ntk=False, centring=True,
@@ -199,7 +206,7 @@ def hermite_task(params: dict, seed: int) -> dict:
     levels = [s.n_levels for s in steps]
     return {**_spectral_metrics(quantized.ck, dense.ck, "ck"), "levels": levels,
             "value_bits": max(math.ceil(math.log2(k)) for k in levels),
-            "parameter_bits": sum(32 * (2 * k - 1) for k in levels),
+            "parameter_bits": sum(32 * (2 * k - 1) for k in levels), "infeasible": None,
             "seconds": time.perf_counter() - start}
 
 

@@ -254,6 +254,9 @@ def _hermite_table(rows_by_sweep: dict) -> tuple[list[str], list[list[str]]]:
     return header, [[r["data"], r["act"], str(r["layers"]), str(r["order"]),
                       "/".join(map(str, r["levels"])), str(r["value_bits"]),
                       _pct(r["ck_error"]), f"{r['ck_alignment']:.3f}"]
+                     if r["levels"] is not None else
+                     [r["data"], r["act"], str(r["layers"]), str(r["order"]),
+                      "> 64 (infeasible)", "-", "-", "-"]
                      for r in sorted(rows, key=lambda r: (r["data"], r["act"], r["order"]))]
 
 
@@ -360,6 +363,7 @@ def cnn_verdicts(rows_by_sweep: dict) -> dict[str, str]:
             group = sorted(group, key=lambda r: r["order"])
             lines.append(f"{data} {act}: " + ", ".join(
                 f"K={r['order']} {100 * r['ck_error']:.1f} % ({r['value_bits']} bits)"
+                if r["levels"] is not None else f"K={r['order']} no step of <= 64 levels"
                 for r in group))
         out["c"] = ("CK error of the quantized network vs the number K of matched Hermite "
                     "coefficients (bits per activation value): " + "; ".join(lines) + ".")
@@ -446,7 +450,8 @@ def cnn_figures(rows_by_sweep: dict, out: Path, command: str | None = None) -> l
         with paper_style():
             fig = new_figure(1, aspect=0.8)
             ax = fig.subplots()
-            for i, (label, group) in enumerate(_groups(c, ("data", "act")).items()):
+            feasible = [r for r in c if r["levels"] is not None]
+            for i, (label, group) in enumerate(_groups(feasible, ("data", "act")).items()):
                 xs, ys = _versus(group, "order", "ck_error")
                 ax.plot(xs, [100 * y for y in ys], "-o", ms=3, color=color(i),
                         label=_label(label))

@@ -318,7 +318,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                summary="exact CNN CK: dense vs NTK-LC activations (Open Question 2, a)"),
     Experiment("cnn-equivalent", _cnn("equivalent_task"), params=_CNN,
                summary="exact CNN CK and NTK vs the expanded recursion (Open Question 2, b)"),
-    Experiment("cnn-hermite", _cnn("hermite_task"), params={
+    Experiment("cnn-hermite", _cnn("hermite_task"), version="2", params={
         **_CNN, "order": Param(int, 2, "Hermite degrees K matched by the steps")},
         summary="CNN CK error of steps matching K Hermite coefficients (Open Question 2, c)"),
     Experiment("cnn-finite", _cnn("finite_task"), params={
