@@ -6,7 +6,8 @@ reproduce``), runs them cached (:func:`cnn_experiment`), and turns the rows into
 figure and one verdict per part (a)-(e). Slopes are least-squares fits of log(error) against
 log(n), log(C) or log(channels) with a 95 % confidence interval
 (``validation.report.summary.fit_loglog_slope``); an error "falls" when the whole interval lies
-below -0.1 and "stays" otherwise.
+below -0.1, "stays" when it lies within +-0.25, and shows "no clear trend" otherwise (too few
+points or too much noise to tell).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ PARTS = (("a", "exact kernel, dense vs NTK-LC activations"),
          ("d", "finite networks, Gaussian and sparse ternary filters"),
          ("e", "random-feature CNN: accuracy vs memory"))
 _FALLS = -0.1
+_FLAT = 0.25
 _EXPERIMENT = {"a": "cnn-compressed", "b": "cnn-equivalent", "c": "cnn-hermite",
                "d": "cnn-finite", "e": "cnn-accuracy"}
 
@@ -191,8 +193,14 @@ def _slope(points) -> tuple[float, float]:
 def _trend(slope: float, ci: float) -> str:
     if np.isnan(slope):
         return "-"
-    falls = slope + (ci if np.isfinite(ci) else 0.0) < _FALLS
-    return f"{'falls' if falls else 'stays'} ({slope:+.2f}" + (
+    width = ci if np.isfinite(ci) else 0.0
+    if slope + width < _FALLS:
+        word = "falls"
+    elif abs(slope) + width < _FLAT:
+        word = "stays"
+    else:
+        word = "shows no clear trend"
+    return f"{word} ({slope:+.2f}" + (
         f" ± {ci:.2f})" if np.isfinite(ci) else ")")
 
 
