@@ -398,9 +398,15 @@ def cnn_verdicts(rows_by_sweep: dict) -> dict[str, str]:
         for r in e:
             dense = r["dense_accuracy"]
             lc = [x for x in r["rows"] if x["method"] == "ntk-lc"]
+            pruned = [x for x in r["rows"] if x["method"] == "pruning"]
+            quantized = [x for x in r["rows"] if x["method"] == "quantization"]
+            smallest = max(quantized, key=lambda x: x["factor"], default=None)
             lines.append(f"{r['data']}: dense {100 * dense:.2f} %, " + ", ".join(
                 f"NTK-LC {x['setting']} {100 * x['accuracy']:.2f} % at {x['factor']:.0f}x less "
-                f"memory" for x in lc)
+                f"memory (magnitude pruning at the same bytes {100 * p['accuracy']:.2f} %)"
+                for x, p in zip(lc, pruned, strict=True))
+                + (f", uniform {smallest['setting']} quantization {100 * smallest['accuracy']:.2f}"
+                   f" % at {smallest['factor']:.0f}x" if smallest else "")
                 + f"; exact CNN-GP kernel {100 * r['kernel_accuracy']:.2f} % on "
                   f"{r['kernel_images']} images")
         out["e"] = "Random-feature CNN: " + "; ".join(lines) + "."
@@ -423,70 +429,101 @@ def _error_axes(ax, rows, axis, metric, label_key, title):
     ax.set_title(title)
 
 
+_STYLES = ("-", "--", ":", "-.")
+
+
+def _kernel_figure(rows: list[dict], metric: str, title: str):
+    """Part (a) or (b): one column per activation; top row raw images (flatten, zero padding)
+    vs n, bottom row GMM feature maps (flatten, largest n) vs C. Colour = depth L, line style =
+    data set (top) or padding (bottom), so that no panel carries more than six lines."""
+    images = [r for r in rows if r["data"] != "gmm" and r["readout"] == "flatten"
+              and r["padding"] == "same"]
+    maps = [r for r in rows if r["data"] == "gmm" and r["readout"] == "flatten"]
+    maps = [r for r in maps if r["n"] == max(m["n"] for m in maps)] if maps else []
+    panels = [(name, sub, axis, key) for name, sub, axis, key in (
+        ("raw images, zero padding", images, "n", "data"),
+        ("GMM feature maps", maps, "channels", "padding")) if sub]
+    acts = [a for a in ACTIVATIONS if any(r["act"] == a for r in rows)]
+    fig = new_figure(2, aspect=0.33 * len(panels) + 0.08)
+    axes = fig.subplots(len(panels), len(acts), squeeze=False)
+    for row, (name, sub, axis, key) in zip(axes, panels, strict=True):
+        styles = {v: _STYLES[i % len(_STYLES)] for i, v in enumerate(sorted({r[key] for r in sub}))}
+        for ax, act in zip(row, acts, strict=True):
+            for (layers, style), group in _groups([r for r in sub if r["act"] == act],
+                                                  ("layers", key)).items():
+                xs, ys = _versus(group, axis, metric)
+                ax.plot(xs, [100 * y for y in ys], styles[style], marker="o", ms=2.5,
+                        color=color(layers - 1),
+                        label=f"L={layers} {'zero padding' if style == 'same' else style}")
+            log_axis(ax, "x", values=sorted({r[axis] for r in sub}))
+            log_axis(ax, "y")
+            ax.set_title(f"{act}: {name}", fontsize=7)
+            ax.set_xlabel("n" if axis == "n" else "channels C")
+        row[0].set_ylabel(f"rel. spectral error, {metric.split('_')[0].upper()} (%)")
+        row[0].legend(fontsize=5)
+    fig.suptitle(title)
+    return fig
+
+
 def cnn_figures(rows_by_sweep: dict, out: Path, command: str | None = None) -> list[Path]:
     """One figure per kernel part (a, b: error vs n on images, vs C on maps; c: error vs K;
     d: error vs channels) and the accuracy-memory plane (e). PNG + PDF."""
     out = Path(out)
     paths = []
-    for part, metric in (("a", "ck_error"), ("b", "ck_error")):
+    for part, title in (("a", "dense vs NTK-LC activations (exact CNN kernels)"),
+                        ("b", "expanded recursion vs exact CNN kernel")):
         rows = _part(rows_by_sweep, f"{part}-")
-        if not rows:
-            continue
-        images = [r for r in rows if r["data"] != "gmm" and r["readout"] == "flatten"]
-        maps = [r for r in rows if r["data"] == "gmm" and r["readout"] == "flatten"]
-        maps = [r for r in maps if r["n"] == max(m["n"] for m in maps)] if maps else []
-        with paper_style():
-            fig = new_figure(2, aspect=0.42)
-            axes = fig.subplots(1, 2)
-            if images:
-                _error_axes(axes[0], images, "n", metric, ("data", "act", "layers", "padding"),
-                            "raw images (flatten)")
-                axes[0].set_xlabel("n")
-            if maps:
-                _error_axes(axes[1], maps, "channels", metric, ("act", "layers", "padding"),
-                            "GMM feature maps (flatten)")
-                axes[1].set_xlabel("channels C")
-            axes[0].set_ylabel("rel. spectral error of the CK (%)")
-            for ax in axes:
-                if ax.lines:
-                    ax.legend(fontsize=5, ncols=2)
-            fig.suptitle("dense vs NTK-LC activations" if part == "a"
-                         else "expanded recursion vs exact kernel")
-            paths.append(save_figure(fig, out / f"cnn_{part}.png", command))
+        if rows:
+            with paper_style():
+                fig = _kernel_figure(rows, "ck_error", title)
+                paths.append(save_figure(fig, out / f"cnn_{part}.png", command))
     c = _part(rows_by_sweep, "c-")
     if c:
         with paper_style():
-            fig = new_figure(1, aspect=0.8)
-            ax = fig.subplots()
+            fig = new_figure(2, aspect=0.4)
+            err_ax, bits_ax = fig.subplots(1, 2)
             feasible = [r for r in c if r["levels"] is not None]
             for i, (label, group) in enumerate(_groups(feasible, ("data", "act")).items()):
-                xs, ys = _versus(group, "order", "ck_error")
-                ax.plot(xs, [100 * y for y in ys], "-o", ms=3, color=color(i),
-                        label=_label(label))
-                for r in group:
-                    ax.annotate(f"{r['value_bits']} b", (r["order"], 100 * r["ck_error"]),
-                                fontsize=5, xytext=(2, 2), textcoords="offset points")
-            log_axis(ax, "y")
-            ax.set_xticks(sorted({r["order"] for r in c}))
-            ax.set_xlabel("K (Hermite degrees matched; labels: bits per value)")
-            ax.set_ylabel("rel. spectral error of the CK (%)")
-            ax.legend(fontsize=6)
+                for ax, metric, scale in ((err_ax, "ck_error", 100), (bits_ax, "value_bits", 1)):
+                    xs, ys = _versus(group, "order", metric)
+                    ax.plot(xs, [scale * y for y in ys], _STYLES[i // len(ACTIVATIONS)],
+                            marker="o", ms=3, color=color(i % len(ACTIVATIONS)),
+                            label=_label(label))
+            log_axis(err_ax, "y")
+            for ax in (err_ax, bits_ax):
+                ax.set_xticks(sorted({r["order"] for r in c}))
+                ax.set_xlabel("K (Hermite coefficients matched)")
+            err_ax.set_ylabel("rel. spectral error of the CK (%)")
+            bits_ax.set_ylabel("bits per activation value")
+            err_ax.set_title("kernel error (L = 2, flatten)")
+            bits_ax.set_title("memory of the activation")
+            fig.legend(*err_ax.get_legend_handles_labels(), loc="outside right center",
+                       fontsize=6)
             paths.append(save_figure(fig, out / "cnn_c.png", command))
     d = _part(rows_by_sweep, "d-")
     if d:
         with paper_style():
-            fig = new_figure(1, aspect=0.8)
+            fig = new_figure(2, aspect=0.42)
             ax = fig.subplots()
-            _error_axes(ax, [r for r in d if r["layers"] == 1], "width", "ck_error",
-                        ("data", "weights"), "finite CNNs, L = 1")
-            widths = sorted({r["width"] for r in d})
-            top = 100 * max(r["ck_error"] for r in d)
-            ax.plot(widths, [top * (w / widths[0]) ** -0.5 for w in widths], "k--", lw=0.8,
-                    label=r"channels$^{-1/2}$")
+            first = [r for r in d if r["layers"] == 1]
+            laws = sorted({r["weights"] for r in first})
+            sources = sorted({r["data"] for r in first})
+            for (data, weights), group in _groups(first, ("data", "weights")).items():
+                xs, ys = _versus(group, "width", "ck_error")
+                ax.plot(xs, [100 * y for y in ys], _STYLES[sources.index(data) % len(_STYLES)],
+                        marker="o", ms=3, color=color(laws.index(weights)),
+                        label=f"{data} {weights}")
+            widths = sorted({r["width"] for r in first})
+            start = 100 * min(r["ck_error"] for r in first if r["width"] == widths[0])
+            ax.plot(widths, [start * (w / widths[0]) ** -0.5 for w in widths], "k", lw=0.6,
+                    ls=(0, (1, 1)), label=r"channels$^{-1/2}$")
+            log_axis(ax, "x", values=widths)
             log_axis(ax, "y")
             ax.set_xlabel("channels")
             ax.set_ylabel("rel. spectral error of the mean CK (%)")
-            ax.legend(fontsize=5)
+            ax.set_title("finite CNNs (L = 1) vs the exact kernel; colour: filter law, "
+                         "line: data", fontsize=7)
+            fig.legend(*ax.get_legend_handles_labels(), loc="outside right center", fontsize=6)
             paths.append(save_figure(fig, out / "cnn_d.png", command))
     e = _part(rows_by_sweep, "e-")
     if e:
