@@ -314,7 +314,8 @@ def gmm_models(draw, max_classes: int = 3, min_dim: int = 16, max_dim: int = 64,
     and identity covariance.
 
     With ``within=False`` the model breaks a chosen bound: a mean of norm 2 sqrt(p) (only
-    ``"mean"``), a rank-one spike of size ~p in C_a at fixed trace (only ``"covariance"``), or
+    ``"mean"``), a rank-one spike of size ~3p/4 in C_a at fixed trace, every class unscaled (only
+    ``"covariance"``), or
     one class with C_a = (1 + x) S_a, x >= 1, so that t_a >= 2 GMM_T_MAX grows like sqrt(p)
     (``"trace"``, possibly ``"covariance"`` too); ``gmm_violations`` names what is broken.
     """
@@ -353,8 +354,11 @@ def gmm_models(draw, max_classes: int = 3, min_dim: int = 16, max_dim: int = 64,
             means[a] = 2.0 * math.sqrt(p) * directions[a]
         elif broken == "covariance":
             u = directions[a]
-            bases[a] = bases[a] + p * np.outer(u, u)
+            bases[a] = bases[a] + 3 * p * np.outer(u, u)
             bases[a] *= p / np.trace(bases[a])  # keep tr = p: only the norm is broken
+            # Unscaled classes (t = 0): a scale 1 + s_a/sqrt(p) as low as 1/4 would pull the
+            # spike, about 3p/4 >= 12, back under GMM_COV_NORM_MAX at small p.
+            scales = np.ones(k)
         else:
             if k == 1:  # one class has t = 0: split it in two to have an offset to break
                 k, a = 2, 0
