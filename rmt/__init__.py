@@ -27,6 +27,7 @@ from rmt.spectral import (
     eigenvalue_histogram,
     operator_norm,
     rel_spectral_error,
+    subspace_alignment,
     top_eigenpairs,
 )
 
@@ -52,5 +53,6 @@ __all__ = [
     "sample_gmm",
     "sample_matched_gmm",
     "sample_statistics",
+    "subspace_alignment",
     "top_eigenpairs",
 ]

@@ -84,6 +84,14 @@ def top_eigenpairs(K: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     return vals[order], _fix_signs(vecs[:, order])
 
 
+def subspace_alignment(U: np.ndarray, V: np.ndarray) -> float:
+    """||U^T V||_F^2 / k for orthonormal (n, k) bases: the mean squared cosine of the principal
+    angles between the two subspaces, in [0, 1]."""
+    if U.shape != V.shape:
+        raise ValueError(f"bases must have the same shape, got {U.shape} and {V.shape}")
+    return float(np.sum((U.T @ V) ** 2) / U.shape[1])
+
+
 def _fix_signs(vecs: np.ndarray) -> np.ndarray:
     """Each column (n, k) times the sign of its largest-magnitude entry."""
     signs = np.sign(vecs[np.argmax(np.abs(vecs), axis=0), np.arange(vecs.shape[1])])

@@ -38,9 +38,8 @@ import numpy as np
 
 from ntk import cnn_equivalent, cnn_kernels, hermite_coefficients, parse_activations
 from ntk.cnn_architecture import ConvArchitecture
-from rmt import rel_spectral_error, top_eigenpairs
+from rmt import rel_spectral_error, subspace_alignment, top_eigenpairs
 from rmt.estimate import balanced_indices
-from validation.universality import subspace_alignment
 
 __all__ = ["ACTIVATIONS", "DEFAULT_SIZE", "REAL_DATA", "accuracy_task", "cnn_images",
            "compressed_task", "equivalent_task", "finite_task", "gmm_feature_maps",

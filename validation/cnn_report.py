@@ -12,6 +12,7 @@ points or too much noise to tell).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -151,18 +152,22 @@ def cnn_experiment(data: str | None = None, *, quick: bool = False, out=None,
         ValueError: unknown data; FileNotFoundError: missing data set; RuntimeError: a task
             failed.
     """
-    from validation.sweeps import run_builtin_sweep
+    from validation.sweeps import run_builtin_sweep, shared_workers
 
     start = time.perf_counter()
     sources = cnn_sources(data, data_dir)
     rows, computed, cached = {}, 0, 0
-    for name, raw in cnn_specs(quick, sources, data_dir or "").items():
-        run = run_builtin_sweep(raw, name, None if out is None else Path(out) / "sweeps" / name,
-                                workers=workers, progress=progress)
-        rows[name] = run.rows
-        counts = run.summary()
-        computed += counts["computed"]
-        cached += counts["cached"]
+    # Every task is single-threaded: one worker per core, started once for all the sweeps.
+    workers = workers or os.cpu_count() or 1
+    with shared_workers(workers):
+        for name, raw in cnn_specs(quick, sources, data_dir or "").items():
+            run = run_builtin_sweep(raw, name,
+                                    None if out is None else Path(out) / "sweeps" / name,
+                                    workers=workers, progress=progress)
+            rows[name] = run.rows
+            counts = run.summary()
+            computed += counts["computed"]
+            cached += counts["cached"]
     return CNNResult(rows=rows, sources=sources, quick=quick,
                      summary={"tasks": sum(len(r) for r in rows.values()),
                               "computed": computed, "cached": cached},

@@ -34,13 +34,13 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from ntk import ck_equivalent, exact_kernels, ntk_equivalent, parse_activations
-from rmt import rel_spectral_error, top_eigenpairs
+from rmt import rel_spectral_error, subspace_alignment, top_eigenpairs
 from validation.datasource import DataSource, TrainingSet, parse_classes
 from validation.report.style import PALETTE, color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import SlopeFit, fit_loglog_slope, mean_and_se
 
 __all__ = ["ACTIVATIONS", "UniversalityResult", "centroid_accuracy", "error_figure",
-           "subspace_alignment", "training_set", "trend_summary", "universality_experiment",
+           "training_set", "trend_summary", "universality_experiment",
            "universality_figures", "universality_specs", "universality_table",
            "universality_task"]
 
@@ -159,14 +159,6 @@ def universality_task(params: dict, seed: int) -> dict:
             metrics[f"sep_{kernel}_{source}"] = centroid_accuracy(U, labels)
             metrics[f"sep_eq_{kernel}_{source}"] = centroid_accuracy(U_eq, labels)
     return metrics
-
-
-def subspace_alignment(U: np.ndarray, V: np.ndarray) -> float:
-    """||U^T V||_F^2 / k for orthonormal (n, k) bases: the mean squared cosine of the principal
-    angles between the two subspaces, in [0, 1]."""
-    if U.shape != V.shape:
-        raise ValueError(f"bases must have the same shape, got {U.shape} and {V.shape}")
-    return float(np.sum((U.T @ V) ** 2) / U.shape[1])
 
 
 def centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float:

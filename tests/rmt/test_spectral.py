@@ -2,8 +2,16 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rmt import compare_spectra, eigenvalue_histogram, operator_norm, rel_spectral_error
+from rmt import (
+    compare_spectra,
+    eigenvalue_histogram,
+    operator_norm,
+    rel_spectral_error,
+    subspace_alignment,
+)
 from rmt.spectral import top_eigenpairs
 
 
@@ -52,3 +60,24 @@ def test_histogram_and_errors():
         rel_spectral_error(np.eye(2), np.eye(3))
     with pytest.raises(ValueError, match="k must"):
         top_eigenpairs(np.eye(3), 4)
+
+
+def _orthonormal(rng, n, k):
+    return np.linalg.qr(rng.standard_normal((n, k)))[0]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(5, 40), st.integers(1, 4))
+def test_subspace_alignment_invariants(seed, n, k):
+    rng = np.random.default_rng(seed)
+    U = _orthonormal(rng, n, k)
+    R = _orthonormal(rng, k, k)
+    # Any basis of the same subspace aligns fully; its orthogonal complement not at all.
+    assert subspace_alignment(U, U @ R) == pytest.approx(1.0, abs=1e-12)
+    if 2 * k <= n:
+        Q = np.linalg.qr(np.column_stack([U, rng.standard_normal((n, k))]))[0]
+        assert subspace_alignment(U, Q[:, k:]) == pytest.approx(0.0, abs=1e-12)
+    V = _orthonormal(rng, n, k)
+    assert 0.0 <= subspace_alignment(U, V) <= 1.0 + 1e-12
+    with pytest.raises(ValueError, match="same shape"):
+        subspace_alignment(U, V[:, :0] if k > 1 else V[:-1])

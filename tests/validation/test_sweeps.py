@@ -19,7 +19,7 @@ import pytest
 
 from validation.cli import main
 from validation.report.plot import plot_results
-from validation.sweeps import load_spec, parse_spec, read_results, run_sweep
+from validation.sweeps import load_spec, parse_spec, read_results, run_sweep, shared_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "sweeps" / "smoke.toml"
@@ -53,6 +53,18 @@ def test_two_workers_give_the_same_numbers(reference, tmp_path):
     run = run_sweep(load_spec(SMOKE), tmp_path, workers=2, progress=False)
     assert _numbers(run.rows) == _numbers(reference.rows)
     assert len({r["worker"] for r in run.rows}) == 2  # both workers took tasks
+
+
+def test_shared_workers_serve_every_sweep_of_the_block(reference, tmp_path):
+    with shared_workers(2):
+        first = run_sweep(load_spec(SMOKE), tmp_path / "a", workers=2, progress=False)
+        second = run_sweep(load_spec(SMOKE), tmp_path / "b", workers=2, progress=False)
+    assert _numbers(first.rows) == _numbers(second.rows) == _numbers(reference.rows)
+    # The second sweep ran on the processes the first one started.
+    assert {r["worker"] for r in second.rows} <= {r["worker"] for r in first.rows}
+    with pytest.raises(RuntimeError, match="not reentrant"), shared_workers(1), \
+            shared_workers(1):
+        pass
 
 
 def test_dask_cluster_gives_the_same_numbers(reference, tmp_path):

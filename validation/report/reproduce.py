@@ -10,8 +10,10 @@ holds each sweep's table and provenance.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import math
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,7 +26,7 @@ import numpy as np
 from validation.report.plot import draw_table
 from validation.report.style import color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import fit_loglog_slope, mean_and_se
-from validation.sweeps import parse_spec, run_sweep
+from validation.sweeps import parse_spec, run_sweep, shared_workers
 
 __all__ = ["SECTIONS", "Section", "reproduce"]
 
@@ -628,40 +630,45 @@ def reproduce(out: Path, *, quick: bool = False, workers: int | None = None,
     chosen = [s for s in SECTIONS if sections is None or s.name in sections]
     command = f"ntklc reproduce{' --quick' if quick else ''} --out {out}"
     results = []
-    for section in chosen:
-        entry = {"name": section.name, "title": section.title, "claim": section.claim,
-                 "figures": [], "sweeps": [], "table": (["status"], [])}
-        missing = [d for d in section.data if find_dataset(d) is None]
-        if missing:
-            entry.update(held=None, held_text="skipped",
-                         verdict=f"skipped: data not found ({', '.join(missing)}; put the "
-                                 "files under NTKLC_DATA)")
+    # The local sweeps of one-thread tasks share one pool: its workers start once, not once
+    # per sweep.
+    pool = (contextlib.nullcontext() if scheduler is not None
+            else shared_workers(workers or os.cpu_count() or 1))
+    with pool:
+        for section in chosen:
+            entry = {"name": section.name, "title": section.title, "claim": section.claim,
+                     "figures": [], "sweeps": [], "table": (["status"], [])}
+            missing = [d for d in section.data if find_dataset(d) is None]
+            if missing:
+                entry.update(held=None, held_text="skipped",
+                             verdict=f"skipped: data not found ({', '.join(missing)}; put the "
+                                     "files under NTKLC_DATA)")
+                results.append(entry)
+                continue
+            rows = {}
+            for name, raw in section.specs(quick).items():
+                spec = parse_spec(raw, name=name, where=f"built-in sweep {name}")
+                run = run_sweep(spec, out / "results" / name, workers=workers, scheduler=scheduler,
+                                cache=out / "cache", progress=progress)
+                rows[name] = run.rows
+                entry["sweeps"].append(name)
+                if run.missing:
+                    raise RuntimeError(f"sweep {name} did not finish; rerun to resume")
+            dead = [n for n, r in rows.items() if not _ok(r)]
+            if dead:  # nothing to draw or judge: say why instead of failing the whole report
+                first = next(r["error"] for r in rows[dead[0]])
+                entry.update(held=False, held_text="failed",
+                             verdict=f"every task of sweep {dead[0]} failed, e.g. {first}")
+                results.append(entry)
+                continue
+            figs = section.figure(rows, out / "figures" / f"{section.name}.png", command)
+            entry["figures"] = [str(f) for f in (figs if isinstance(figs, list) else [figs])]
+            entry["table"] = section.table(rows)
+            held, verdict = section.verdict(rows)
+            held = held if held == "partly" else bool(held)  # a NumPy bool is not JSON
+            held_text = {True: "held", False: "failed", "partly": "partly held"}[held]
+            entry.update(held=held, held_text=held_text, verdict=verdict)
             results.append(entry)
-            continue
-        rows = {}
-        for name, raw in section.specs(quick).items():
-            spec = parse_spec(raw, name=name, where=f"built-in sweep {name}")
-            run = run_sweep(spec, out / "results" / name, workers=workers, scheduler=scheduler,
-                            cache=out / "cache", progress=progress)
-            rows[name] = run.rows
-            entry["sweeps"].append(name)
-            if run.missing:
-                raise RuntimeError(f"sweep {name} did not finish; rerun to resume")
-        dead = [n for n, r in rows.items() if not _ok(r)]
-        if dead:  # nothing to draw or judge: say why instead of failing the whole report
-            first = next(r["error"] for r in rows[dead[0]])
-            entry.update(held=False, held_text="failed",
-                         verdict=f"every task of sweep {dead[0]} failed, e.g. {first}")
-            results.append(entry)
-            continue
-        figs = section.figure(rows, out / "figures" / f"{section.name}.png", command)
-        entry["figures"] = [str(f) for f in (figs if isinstance(figs, list) else [figs])]
-        entry["table"] = section.table(rows)
-        held, verdict = section.verdict(rows)
-        held = held if held == "partly" else bool(held)  # a NumPy bool is not JSON
-        held_text = {True: "held", False: "failed", "partly": "partly held"}[held]
-        entry.update(held=held, held_text=held_text, verdict=verdict)
-        results.append(entry)
     seconds = time.perf_counter() - start
     report, page = _write_reports(out, results, quick, seconds)
     return {"sections": [{k: s[k] for k in ("name", "title", "held", "verdict")}

@@ -2,7 +2,7 @@
 cached task by task so that nothing finished is lost or recomputed."""
 
 from validation.sweeps.cache import CorruptEntryError, TaskCache
-from validation.sweeps.executors import dask_tasks, execute_task, local_tasks
+from validation.sweeps.executors import dask_tasks, execute_task, local_tasks, shared_workers
 from validation.sweeps.results import read_results, write_results
 from validation.sweeps.runner import SweepRun, run_builtin_sweep, run_sweep
 from validation.sweeps.spec import SpecError, SweepSpec, Task, load_spec, parse_spec
@@ -22,5 +22,6 @@ __all__ = [
     "read_results",
     "run_builtin_sweep",
     "run_sweep",
+    "shared_workers",
     "write_results",
 ]
