@@ -24,8 +24,8 @@ from validation.cnn import ACTIVATIONS, REAL_DATA
 from validation.report.style import color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import fit_loglog_slope
 
-__all__ = ["PARTS", "CNNResult", "cnn_experiment", "cnn_figures", "cnn_sources", "cnn_specs",
-           "cnn_tables", "cnn_verdicts"]
+__all__ = ["PARTS", "CNNResult", "channel_trends", "cnn_experiment", "cnn_figures",
+           "cnn_sources", "cnn_specs", "cnn_tables", "cnn_verdicts"]
 
 #: The parts of the study: (key, title).
 PARTS = (("a", "exact kernel, dense vs NTK-LC activations"),
@@ -193,6 +193,19 @@ def _slope(points) -> tuple[float, float]:
         return float("nan"), float("nan")
     fit = fit_loglog_slope(xs, [y for _, y in points])
     return fit.slope, fit.ci
+
+
+def channel_trends(rows: list[dict]) -> list[bool]:
+    """For each setting of the feature-map rows (activation, depth, readout, padding, n),
+    whether the error falls with the channel count (the 95 % interval of the slope below
+    -0.1)."""
+    maps = [r for r in rows if r["data"] == "gmm"]
+    out = []
+    for group in _groups(maps, ("act", "layers", "readout", "padding", "n")).values():
+        slope, ci = _slope([(r["channels"], r["ck_error"]) for r in group])
+        if not np.isnan(slope):
+            out.append(bool(slope + (ci if np.isfinite(ci) else 0.0) < _FALLS))
+    return out
 
 
 def _trend(slope: float, ci: float) -> str:
