@@ -38,6 +38,7 @@ bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py
 	$(BIN)/python benchmarks/bench_exact.py
 	$(BIN)/python benchmarks/bench_cnn.py
+	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_spectrum.py
 	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_solver.py

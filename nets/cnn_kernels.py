@@ -39,17 +39,16 @@ BLAS ran them 5-10 times slower.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
 from nets.layers import _batch_parallel, _col2im, _im2col
 from ntk.activations import Activation, parse_activations
 from ntk.cnn_architecture import ConvArchitecture, check_images, fan_in_scale
 from ntk.empirical import EmpiricalKernels, _gram, _mirror, mean_over_draws
+from ntk.progress import progress_bar
 from ntk.weights import WeightLaw, parse_weight_law, sample_weights
 
 __all__ = ["cnn_network_kernels", "empirical_cnn_kernels"]
@@ -152,7 +151,7 @@ def empirical_cnn_kernels(images, acts: str | Sequence, *, channels: int | Seque
                       centring, dtype)
     rng = np.random.default_rng(seed)
     nets = (_network(setup, law, rng, ntk)
-            for _ in tqdm(range(draws), desc="draws", file=sys.stderr, disable=not progress))
+            for _ in progress_bar(range(draws), desc="draws", disable=not progress))
     return mean_over_draws(nets, width=setup.channels, ntk=ntk)
 
 

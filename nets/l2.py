@@ -41,12 +41,12 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from nets.layers import Conv2d, Dense
 from nets.losses import LOSSES
 from nets.model import Sequential
 from nets.optim import Adam
+from ntk.progress import progress_bar
 from solvers.entropy import decode_integers, empirical_entropy_bits, encode_integers
 from solvers.unified_quantizer import (
     dequantize,
@@ -307,8 +307,8 @@ def l2_compress(model: Sequential, X: np.ndarray, y: np.ndarray, *, lam: float =
         total = rate_total = 0.0
         hits = steps = 0
         epoch_start = time.perf_counter()
-        with tqdm(total=n, desc=f"L2 epoch {epoch + 1}/{epochs}", unit="sample",
-                  disable=not progress) as bar:
+        with progress_bar(total=n, desc=f"L2 epoch {epoch + 1}/{epochs}", unit="sample",
+                          disable=not progress) as bar:
             for b0 in range(0, n, batch_size):
                 idx = order[b0:b0 + batch_size]
                 deltas = np.exp(log_delta)

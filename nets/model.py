@@ -17,11 +17,11 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from nets.layers import Activation, AvgPool2d, Conv2d, Dense, Flatten, Layer, MaxPool2d
 from nets.losses import LOSSES
 from nets.optim import Adam, Optimizer
+from ntk.progress import progress_bar
 
 __all__ = ["Sequential", "mlp", "small_cnn"]
 
@@ -200,8 +200,8 @@ class Sequential:
             order = rng.permutation(n)
             total, hits, seen = 0.0, 0, 0
             start = time.perf_counter()
-            with tqdm(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="sample",
-                      disable=not progress) as bar:
+            with progress_bar(total=n, desc=f"epoch {epoch + 1}/{epochs}", unit="sample",
+                              disable=not progress) as bar:
                 for i in range(0, n, batch_size):
                     idx = order[i:i + batch_size]
                     out = self.forward(X[idx], train=True)

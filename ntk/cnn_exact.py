@@ -35,13 +35,11 @@ is 1 - |rho| of the covariances, exact for duplicates and accurate to ~1e-16 oth
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numba
 import numpy as np
-from tqdm.auto import tqdm
 
 from ntk.activations import Activation, parse_activations
 from ntk.angular import angular_kernel
@@ -56,6 +54,7 @@ from ntk.cnn_maps import (
     _zero_outside,
 )
 from ntk.constants import tau_chain
+from ntk.progress import progress_bar
 from ntk.step_kernels import step_levels
 
 __all__ = ["CNNKernels", "cnn_kernels", "compute_kernels"]
@@ -293,8 +292,8 @@ class _Engine:
         ck = np.empty((n, n))
         nt = np.empty((n, n)) if self.ntk else None
         close = np.zeros(len(maps), dtype=np.int64)
-        with tqdm(total=ii.size, desc="image pairs", unit="pair", file=sys.stderr,
-                  disable=not progress, delay=_PROGRESS_DELAY, leave=False) as bar:
+        with progress_bar(total=ii.size, desc="image pairs", unit="pair",
+                          disable=not progress, delay=_PROGRESS_DELAY, leave=False) as bar:
             for start in range(0, ii.size, self.block):
                 sl = slice(start, start + self.block)
                 ck_b, nt_b, close_b = self._forward(ii[sl], jj[sl], True, maps, stop=None)

@@ -23,17 +23,16 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse.linalg
 from scipy.linalg import blas
-from tqdm import tqdm
 
 from ntk.activations import Activation, parse_activations
 from ntk.constants import tau_chain
+from ntk.progress import progress_bar
 from ntk.weights import WeightLaw, parse_weight_law, sample_weights
 
 __all__ = ["EmpiricalKernels", "empirical_kernels", "mean_over_draws", "network_kernels"]
@@ -180,7 +179,7 @@ def empirical_kernels(X, acts: str | Sequence, *, width: int | Sequence[int] = 1
     X, acts, widths, _, dtype = _validate(X, acts, width, tau0, ntk, dtype)
     rng = np.random.default_rng(seed)
     nets = (network_kernels(X, acts, law, rng, width=widths, tau0=tau0, ntk=ntk, dtype=dtype)
-            for _ in tqdm(range(draws), desc="draws", file=sys.stderr, disable=not progress))
+            for _ in progress_bar(range(draws), desc="draws", disable=not progress))
     return mean_over_draws(nets, width=widths, ntk=ntk)
 
 

@@ -31,12 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import blas
+from scipy.sparse.linalg import LinearOperator
 
 from ntk.activations import activation
 from ntk.constants import ActivationConstants, tau_chain
 
 __all__ = [
     "CKLayer",
+    "EquivalentOperator",
     "NTKLayer",
     "ck_coefficients",
     "ck_equivalent",
@@ -120,6 +122,21 @@ def ntk_coefficients(acts, tau0: float, method: str = "auto") -> list[NTKLayer]:
     return out
 
 
+def _class_matrix(n: int, V: np.ndarray, t, T, c2: float, c3: float) -> np.ndarray:
+    """C = [[c2 t t^T + c3 T, c2 t], [c2 t^T, c2]] ((K + 1, K + 1)), after checking the shapes
+    of V (n, K + 1), t (K,) and T (K, K)."""
+    t = np.asarray(t, dtype=float)
+    k = t.shape[0]
+    if V.shape != (n, k + 1) or np.shape(T) != (k, k):
+        raise ValueError(f"V must be ({n}, {k + 1}) and T ({k}, {k}); got {V.shape}, "
+                         f"{np.shape(T)}")
+    C = np.empty((k + 1, k + 1))
+    C[:k, :k] = c2 * np.outer(t, t) + c3 * np.asarray(T, dtype=float)
+    C[:k, k] = C[k, :k] = c2 * t
+    C[k, k] = c2
+    return C
+
+
 def equivalent_kernel(X: np.ndarray, V: np.ndarray, t: np.ndarray, T: np.ndarray, tau0: float,
                       c1: float, c2: float, c3: float, c_diag: float) -> np.ndarray:
     """Ktilde = c1 X^T X + V C V^T + (c_diag - tau0^2 c1) I (see module docstring).
@@ -136,15 +153,7 @@ def equivalent_kernel(X: np.ndarray, V: np.ndarray, t: np.ndarray, T: np.ndarray
     """
     X = np.asarray(X, dtype=float)
     n = X.shape[1]
-    t = np.asarray(t, dtype=float)
-    k = t.shape[0]
-    if V.shape != (n, k + 1) or np.shape(T) != (k, k):
-        raise ValueError(f"V must be ({n}, {k + 1}) and T ({k}, {k}); got {V.shape}, "
-                         f"{np.shape(T)}")
-    C = np.empty((k + 1, k + 1))
-    C[:k, :k] = c2 * np.outer(t, t) + c3 * np.asarray(T, dtype=float)
-    C[:k, k] = C[k, :k] = c2 * t
-    C[k, k] = c2
+    C = _class_matrix(n, V, t, T, c2, c3)
     K = X.T @ X
     K *= c1
     # K^T is K's column-major view (K is symmetric): the rank-(k + 1) update goes in place
@@ -154,24 +163,69 @@ def equivalent_kernel(X: np.ndarray, V: np.ndarray, t: np.ndarray, T: np.ndarray
     return K
 
 
-def ck_equivalent(X: np.ndarray, stats, acts, method: str = "auto") -> np.ndarray:
+class EquivalentOperator(LinearOperator):
+    """Ktilde = c1 X^T X + V C V^T + (c_diag - tau0^2 c1) I as a symmetric linear operator.
+
+    A product Ktilde M (M: (n,) or (n, m)) is c1 X^T (X M) + V (C (V^T M)) + d M, computed from
+    the factors in O((n p + n (K + 1)) m) operations; no n x n array is ever formed, so
+    ``scipy.sparse.linalg.eigsh`` finds the top of the spectrum of an n = 10^5 equivalent in
+    the memory of X. ``op @ np.eye(n)`` is the dense matrix (:func:`equivalent_kernel`, to
+    rounding).
+
+    Attributes:
+        X: (p, n) float64 data; V: (n, K + 1); C: (K + 1, K + 1); c1, diagonal: the scalars.
+    """
+
+    def __init__(self, X: np.ndarray, V: np.ndarray, t, T, tau0: float, c1: float, c2: float,
+                 c3: float, c_diag: float):
+        self.X = np.asarray(X, dtype=float)
+        n = self.X.shape[1]
+        self.V = np.asarray(V, dtype=float)
+        self.C = _class_matrix(n, self.V, t, T, c2, c3)
+        self.c1 = float(c1)
+        self.diagonal = float(c_diag - tau0 * tau0 * c1)
+        super().__init__(dtype=np.float64, shape=(n, n))
+
+    def _matmat(self, M: np.ndarray) -> np.ndarray:
+        M = np.asarray(M, dtype=float)
+        out = self.X.T @ (self.X @ M)
+        out *= self.c1
+        out += self.V @ (self.C @ (self.V.T @ M))
+        out += self.diagonal * M
+        return out
+
+    def _matvec(self, v: np.ndarray) -> np.ndarray:
+        return self._matmat(np.asarray(v).reshape(-1, 1)).reshape(np.shape(v))
+
+    def _adjoint(self) -> EquivalentOperator:
+        return self
+
+
+def ck_equivalent(X: np.ndarray, stats, acts, method: str = "auto", *,
+                  operator: bool = False) -> np.ndarray | EquivalentOperator:
     """Deterministic equivalent Ktilde_CK (n, n) of the CK of ``acts`` on GMM data.
 
     Args:
         X: (p, n) data.
         stats: :class:`rmt.gmm.GMMStatistics` of X (tau0, t, T, V).
         acts: per-layer activations.
+        method: how the activation constants are computed (see ``activation_constants``).
+        operator: return an :class:`EquivalentOperator` (products in O(n p), no n x n array)
+            instead of the dense matrix.
     """
     last = ck_coefficients(acts, stats.tau0, method)[-1]
-    return equivalent_kernel(X, stats.V, stats.t, stats.T, stats.tau0,
-                             last.a1, last.a2, last.a3, last.tau2)
+    build = EquivalentOperator if operator else equivalent_kernel
+    return build(X, stats.V, stats.t, stats.T, stats.tau0, last.a1, last.a2, last.a3,
+                 last.tau2)
 
 
-def ntk_equivalent(X: np.ndarray, stats, acts, method: str = "auto") -> np.ndarray:
+def ntk_equivalent(X: np.ndarray, stats, acts, method: str = "auto", *,
+                   operator: bool = False) -> np.ndarray | EquivalentOperator:
     """Deterministic equivalent Ktilde_NTK (n, n); see :func:`ck_equivalent`."""
     last = ntk_coefficients(acts, stats.tau0, method)[-1]
-    return equivalent_kernel(X, stats.V, stats.t, stats.T, stats.tau0,
-                             last.b1, last.b2, last.b3, last.kappa2)
+    build = EquivalentOperator if operator else equivalent_kernel
+    return build(X, stats.V, stats.t, stats.T, stats.tau0, last.b1, last.b2, last.b3,
+                 last.kappa2)
 
 
 def _check_tau0(tau0: float) -> None:

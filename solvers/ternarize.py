@@ -38,11 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
-from tqdm.auto import tqdm
 
 from ntk.activations import Activation, parse_activations
 from ntk.constants import ActivationConstants, tau_chain
 from ntk.equivalents import ck_coefficients
+from ntk.progress import progress_bar
 from solvers.quantizer import (
     LevelStructure,
     activation_thresholds,
@@ -175,7 +175,7 @@ def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: 
     dense = tau_chain(dense_acts, tau0)
     layers = []
     gauge, tau_c = 1.0, float(tau0)
-    bar = tqdm(total=len(dense_acts), desc="layers", unit="layer", disable=not progress,
+    bar = progress_bar(total=len(dense_acts), desc="layers", unit="layer", disable=not progress,
                leave=False)
     for index, (act, target) in enumerate(zip(dense_acts, dense, strict=True), start=1):
         if index < len(dense_acts):

@@ -20,11 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nets import Sequential
 from nets.curvature import LossCurvature
 from nets.quantized import QuantizedModel, channel_axis, weight_layers
+from ntk.progress import progress_bar
 from solvers import (
     allocate_bits,
     hutchinson_trace,
@@ -62,7 +62,7 @@ def layer_curvatures(model: Sequential, X: np.ndarray, y: np.ndarray, *, k: int 
     Costs ``probes + lanczos_steps`` Hessian-vector products per layer over (X, y).
     """
     out = {}
-    for i in tqdm(weight_layers(model), desc="Hessian blocks", disable=not progress):
+    for i in progress_bar(weight_layers(model), desc="Hessian blocks", disable=not progress):
         curvature = LossCurvature(model, X, y, layers=[i])
         trace, error = hutchinson_trace(curvature.hvp, curvature.n, samples=probes, seed=seed)
         # A fixed budget of Lanczos steps: the directions need only a few digits, and each

@@ -30,11 +30,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nets import Sequential
 from nets.l2 import l2_compress
 from nets.quantized import QuantizedModel, channel_axis, dense_bytes, weight_layers
+from ntk.progress import progress_bar
 from solvers import quantize_nearest, search_rank
 from solvers.entropy import decode_integers, encode_integers
 from validation.calibration import calibration_batch, calibration_loss, weight_gradients
@@ -179,7 +179,7 @@ def compress_compare(data: str = "mnist", model: str = "mlp", *, quick: bool = F
     dense = dense_bytes(net)
     rows = [_row("dense", "float32", net, dense, dense, Xte, yte, calib, round_trip=None)]
     details: dict = {}
-    steps = tqdm(total=6, desc="methods", disable=not progress)
+    steps = progress_bar(total=6, desc="methods", disable=not progress)
     # Each stage can take minutes on the full models: say which one is running.
     steps.set_postfix_str("pruning, uniform")
     for f in keep:

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nets import CompressedNetwork, memory_report
 from ntk import ck_equivalent, empirical_kernels, parse_activations
+from ntk.progress import progress_bar
 from rmt import compare_spectra, gaussian_mixture, rel_spectral_error, sample_gmm
 from solvers.ternarize import CompressionResult, compress_network
 from validation.datasource import DataSource
@@ -160,7 +160,7 @@ def _spectra(X, stats, dense, result, *, eps_values, width, draws, seed, progres
     equivalent = _centre(ck_equivalent(X, stats, dense))
     jobs = [("gaussian", dense)] + [(f"ternary:{e}", compressed) for e in eps_values]
     kernels = {}
-    for law, net_acts in tqdm(jobs, desc="networks", disable=not progress, leave=False):
+    for law, net_acts in progress_bar(jobs, desc="networks", disable=not progress, leave=False):
         kernels[law] = empirical_kernels(X, net_acts, width=width, draws=draws, weights=law,
                                          seed=seed + 1 + len(kernels), tau0=stats.tau0,
                                          ntk=False, progress=False)

@@ -12,8 +12,7 @@ import platform
 import time
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from ntk.progress import progress_bar
 from rmt import gaussian_mixture, sample_gmm
 from validation.compression import compression_report, compression_spectra
 from validation.experiments import convergence_experiment, spectrum_experiment
@@ -38,7 +37,7 @@ def run_demo(out: Path, quick: bool = False) -> str:
     ns = (100, 200, 400) if quick else (200, 400, 800, 1600)
     width, draws = (400, 6) if quick else (1000, 60)
     dense = ["relu"] * 3
-    steps = tqdm(total=4, desc="demo", leave=False)
+    steps = progress_bar(total=4, desc="demo", leave=False)
     # Stored in each figure's metadata: how to make it again.
     command = f"ntklc demo{' --quick' if quick else ''} --out {out}"
 

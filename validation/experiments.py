@@ -10,12 +10,12 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ntk import parse_activations
 from ntk.empirical import empirical_kernels
 from ntk.equivalents import ck_coefficients, ck_equivalent, ntk_coefficients, ntk_equivalent
 from ntk.exact import exact_kernels
+from ntk.progress import progress_bar
 from rmt import gaussian_mixture, rel_spectral_error, sample_gmm
 from rmt.spectral import SpectralComparison, compare_full_spectra
 from validation.datasource import DataSource, TrainingSet
@@ -204,7 +204,7 @@ def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draw
     p, n = X.shape
     coefficients = _coefficients(kernel, acts, stats.tau0)
     # Stages: reference, equivalent, spectra (the Monte-Carlo reference has its own bar).
-    steps = tqdm(total=3, desc="spectrum", disable=not progress or reference != "exact",
+    steps = progress_bar(total=3, desc="spectrum", disable=not progress or reference != "exact",
                  leave=False)
     noise = None
     # The reference first: its construction has the largest working memory, so the
@@ -330,7 +330,7 @@ def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck"
     errors = np.empty((len(ns), seeds))
     errors_gmm = np.empty((len(ns), seeds))
     jobs = [(i, n, s) for i, n in enumerate(ns) for s in range(seeds)]
-    for i, n, s in tqdm(jobs, desc="convergence", disable=not progress, leave=False):
+    for i, n, s in progress_bar(jobs, desc="convergence", disable=not progress, leave=False):
         if training is None:
             errors[i, s] = convergence_error(acts, n, kernel=kernel, seed=s)
         else:
@@ -433,7 +433,7 @@ def _kurtosis(X, *, law, act, width, draws, rng, progress, start) -> KurtosisRes
     if not norm2 > 0:
         raise ValueError(f"no kurtosis term to measure: k4 d2 = 0 for {law} and {act.name}")
     ratios = []
-    for _ in tqdm(range(draws), desc="draws", disable=not progress, leave=False):
+    for _ in progress_bar(range(draws), desc="draws", disable=not progress, leave=False):
         ck, _ = network_kernels(X, [act], law, rng, width=width, tau0=exact.tau0, ntk=False)
         ratios.append(float(np.sum((ck - exact.ck) * P)) / norm2)
     return KurtosisResult(

@@ -22,11 +22,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from nets import Sequential
 from nets.curvature import LossCurvature
 from nets.quantized import QuantizedModel, channel_axis, weight_layers
+from ntk.progress import progress_bar
 from solvers import allocate_bits, grid_scale, quantize_gradient_opposed, quantize_nearest
 from validation.calibration import (
     calibration_loss,
@@ -89,7 +89,7 @@ def loss_neighbourhood(model: Sequential, X: np.ndarray, y: np.ndarray,
     curvature = LossCurvature(model, X, y, layers=layers)
     rng = np.random.default_rng(seed)
     measured, first, second = (np.empty((sizes.size, draws)) for _ in range(3))
-    with tqdm(total=sizes.size * draws, desc="noise sizes", disable=not progress) as bar:
+    with progress_bar(total=sizes.size * draws, desc="noise sizes", disable=not progress) as bar:
         for a, sigma in enumerate(sizes):
             for d in range(draws):
                 noise = {i: sigma * np.sqrt(np.mean(np.square(model.layers[i].W, dtype=float)))

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import linalg, optimize
-from tqdm.auto import tqdm
 
 from nets import CompressedNetwork, DenseNetwork, memory_report
 from nets.data import as_float, load_dataset
 from ntk import parse_activations
+from ntk.progress import progress_bar
 from solvers import CompressionResult, compress_network, ternary_entropy_bound
 
 __all__ = ["TASKS", "InfeasibleCompressionError", "RealDataResult", "cnn_features_experiment",
@@ -275,7 +275,7 @@ def random_features_experiment(data: str, X_train: np.ndarray, y_train: np.ndarr
         jobs.append(("quantization", f"{b} bit", quantized,
                      b * n_weights + _FLOAT_BITS * len(widths), {}))
     rows = []
-    for method, setting, net, hidden, extra in tqdm(jobs, desc="networks",
+    for method, setting, net, hidden, extra in progress_bar(jobs, desc="networks",
                                                     disable=not progress, leave=False):
         F_train, F_test = _features(net, X_train), _features(net, X_test)
         accuracy = {}

@@ -95,3 +95,50 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="V must be"):
         equivalent_kernel(np.ones((3, 4)), np.ones((5, 3)), np.zeros(2), np.eye(2), 1.0,
                           1, 0, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def gmm300():
+    g = sample_gmm(gaussian_mixture(120), 300, seed=3)
+    return g.X, g.stats
+
+
+@pytest.mark.parametrize("acts", [["relu"], ["tanh", "erf"], ["gelu", "relu", "swish"],
+                                  ["abs", "tanh", "relu"]])
+@pytest.mark.parametrize("which", ["ck", "ntk"])
+def test_operator_equals_the_dense_equivalent(gmm300, acts, which):
+    X, stats = gmm300
+    build = ck_equivalent if which == "ck" else ntk_equivalent
+    dense = build(X, stats, acts)
+    op = build(X, stats, acts, operator=True)
+    assert op.shape == dense.shape and op.dtype == np.float64
+    scale = np.abs(dense).max()
+    n = dense.shape[0]
+    # Products with a block, a vector and the identity, and the adjoint (symmetric).
+    M = np.random.default_rng(0).standard_normal((n, 4))
+    # Each column of a product is a sum of n terms of at most scale |m_i|.
+    bound = 1e-13 * scale * np.abs(M).sum(axis=0)
+    assert np.all(np.abs(op @ M - dense @ M) <= bound)
+    assert np.all(np.abs(op.matvec(M[:, 0]) - dense @ M[:, 0]) <= bound[0])
+    np.testing.assert_allclose(op @ np.eye(n), dense, rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(op.H @ M, op @ M, rtol=0, atol=0)
+
+
+def test_operator_spectrum_without_the_matrix():
+    """eigsh on the operator of an n = 4000 equivalent finds the dense top eigenvalues, and a
+    product allocates O(n p), not an n x n array."""
+    import tracemalloc
+
+    from scipy.sparse.linalg import eigsh
+
+    g = sample_gmm(gaussian_mixture(200), 4000, seed=5)
+    op = ck_equivalent(g.X, g.stats, ["relu", "relu"], operator=True)
+    v = np.ones(4000)
+    tracemalloc.start()
+    op.matvec(v)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.01 * 4000**2 * 8
+    top = np.sort(eigsh(op, k=5, which="LA", tol=1e-12)[0])[::-1]
+    want = np.linalg.eigvalsh(ck_equivalent(g.X, g.stats, ["relu", "relu"]))[::-1][:5]
+    np.testing.assert_allclose(top, want, rtol=1e-10)

@@ -11,15 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from ntk.progress import progress_bar
 from validation.sweeps.cache import CorruptEntryError, TaskCache
 from validation.sweeps.executors import dask_tasks, local_tasks
 from validation.sweeps.provenance import provenance
@@ -109,8 +107,8 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
     rerun = set(todo)
     run.cached = [labels[i] for i, e in enumerate(entries) if e is not None and i not in rerun]
     where = scheduler or f"{workers} local worker{'s' * (workers > 1)}"
-    bar = tqdm(total=len(todo), desc=f"sweep {spec.name}", unit="task", file=sys.stderr,
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=len(todo), desc=f"sweep {spec.name}", unit="task",
+                       disable=not progress, dynamic_ncols=True)
     failed_now = 0
 
     def status(left: int) -> str:
