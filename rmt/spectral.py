@@ -7,8 +7,14 @@ The quantities the equivalents are judged by (spec section 6):
     alignment_i        = |<u_i(K), u_i(K_ref)>|             (unit top eigenvectors)
 
 Large matrices use Lanczos (``scipy.sparse.linalg.eigsh``) with a fixed start vector, so results
-are reproducible; small ones a dense ``eigh``. :func:`compare_full_spectra` also returns every
-eigenvalue, at the cost of one Householder tridiagonalization per matrix (see its docstring).
+are reproducible; small ones a dense ``eigh``. Every function of this module except
+:func:`compare_full_spectra` and :func:`eigenvalue_histogram` also takes a
+``scipy.sparse.linalg.LinearOperator`` (such as ``ntk.EquivalentOperator``) for either kernel:
+it is then only multiplied by vectors, always by Lanczos, and the difference K_ref - K is an
+operator too, so no n x n array beyond the inputs is formed. Lanczos runs to a tolerance of
+1e-10 (norms) and 1e-12 (eigenpairs) relative to the eigenvalue. :func:`compare_full_spectra`
+also returns every eigenvalue, at the cost of one Householder tridiagonalization per matrix
+(see its docstring).
 """
 
 from __future__ import annotations
@@ -18,13 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import linalg
 from scipy.linalg import blas, lapack
-from scipy.sparse.linalg import LinearOperator, eigsh
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 
 __all__ = [
     "FullComparison",
     "SpectralComparison",
     "compare_full_spectra",
     "compare_spectra",
+    "comparison_from_pairs",
     "eigenvalue_histogram",
     "operator_norm",
     "rel_spectral_error",
@@ -35,10 +42,22 @@ __all__ = [
 _DENSE_MAX = 400
 
 
-def _check_square(K: np.ndarray, name: str = "K") -> np.ndarray:
-    K = np.asarray(K, dtype=float)
-    if K.ndim != 2 or K.shape[0] != K.shape[1] or K.shape[0] == 0:
+def _check_square(K, name: str = "K"):
+    """K as a float64 array, or as given if it is a LinearOperator; square and non-empty."""
+    if not isinstance(K, LinearOperator):
+        K = np.asarray(K, dtype=float)
+        if K.ndim != 2:
+            raise ValueError(f"{name} must be a non-empty square matrix, got shape {K.shape}")
+    if K.shape[0] != K.shape[1] or K.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty square matrix, got shape {K.shape}")
+    return K
+
+
+def _small_dense(K):
+    """A small operator as its dense matrix (n products with the identity), where a dense
+    eigendecomposition is as fast as Lanczos; anything else as given."""
+    if isinstance(K, LinearOperator) and K.shape[0] <= _DENSE_MAX:
+        return K @ np.eye(K.shape[0])
     return K
 
 
@@ -48,8 +67,8 @@ def _start_vector(n: int) -> np.ndarray:
 
 def operator_norm(K: np.ndarray) -> float:
     """||K||_2 = max |eigenvalue| of a symmetric matrix K (n, n)."""
-    K = _check_square(K)
-    if K.shape[0] <= _DENSE_MAX:
+    K = _small_dense(_check_square(K))
+    if not isinstance(K, LinearOperator) and K.shape[0] <= _DENSE_MAX:
         return float(np.max(np.abs(linalg.eigvalsh(K))))
     val = eigsh(K, k=1, which="LM", return_eigenvectors=False, v0=_start_vector(K.shape[0]),
                 tol=1e-10)
@@ -62,7 +81,11 @@ def rel_spectral_error(K: np.ndarray, K_ref: np.ndarray) -> float:
     K_ref = _check_square(K_ref, "K_ref")
     if K.shape != K_ref.shape:
         raise ValueError(f"shapes differ: {K.shape} vs {K_ref.shape}")
-    return operator_norm(K_ref - K) / operator_norm(K_ref)
+    if isinstance(K, LinearOperator) or isinstance(K_ref, LinearOperator):
+        difference = aslinearoperator(K_ref) - aslinearoperator(K)
+    else:
+        difference = K_ref - K
+    return operator_norm(difference) / operator_norm(K_ref)
 
 
 def top_eigenpairs(K: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +95,14 @@ def top_eigenpairs(K: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
         ``(values (k,), vectors (n, k))``; each vector's sign is fixed so that its largest-
         magnitude entry is positive.
     """
-    K = _check_square(K)
+    K = _small_dense(_check_square(K))
     n = K.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k must lie in [1, {n}], got {k}")
-    if n <= _DENSE_MAX or k >= n - 1:
+    if isinstance(K, LinearOperator) and k >= n - 1:
+        raise ValueError(f"k = {k} of an operator of size {n}: Lanczos finds at most n - 2 "
+                         "eigenpairs; pass the dense matrix")
+    if not isinstance(K, LinearOperator) and (n <= _DENSE_MAX or k >= n - 1):
         vals, vecs = linalg.eigh(K, subset_by_index=(n - k, n - 1))
     else:
         vals, vecs = eigsh(K, k=k, which="LA", v0=_start_vector(n), tol=1e-12)
@@ -118,7 +144,10 @@ class SpectralComparison:
         }
 
 
-def _comparison(rel_error: float, vals_t, vecs_t, vals_r, vecs_r) -> SpectralComparison:
+def comparison_from_pairs(rel_error: float, vals_t, vecs_t, vals_r, vecs_r
+                          ) -> SpectralComparison:
+    """A :class:`SpectralComparison` from the error and the top eigenpairs ((k,), (n, k)) of
+    both kernels, as :func:`top_eigenpairs` returns them."""
     return SpectralComparison(
         rel_spectral_error=rel_error,
         top_eigs_theory=vals_t,
@@ -139,7 +168,8 @@ def compare_spectra(K_theory: np.ndarray, K_ref: np.ndarray, k: int = 5
     """
     vals_t, vecs_t = top_eigenpairs(K_theory, k)
     vals_r, vecs_r = top_eigenpairs(K_ref, k)
-    return _comparison(rel_spectral_error(K_theory, K_ref), vals_t, vecs_t, vals_r, vecs_r)
+    return comparison_from_pairs(rel_spectral_error(K_theory, K_ref), vals_t, vecs_t, vals_r,
+                                 vecs_r)
 
 
 @dataclass(frozen=True)
@@ -270,7 +300,7 @@ def compare_full_spectra(K_theory: np.ndarray, K_ref: np.ndarray, k: int = 5, *,
     eigs_r, vals_r, vecs_r = _spectrum_and_top_pairs(tri_r, pairs)
     norm_ref = float(max(abs(eigs_r[0]), abs(eigs_r[-1])))
     rel_error = _difference_norm(tri_t, tri_r) / norm_ref
-    comparison = _comparison(rel_error, vals_t, vecs_t, vals_r[:k], vecs_r[:, :k])
+    comparison = comparison_from_pairs(rel_error, vals_t, vecs_t, vals_r[:k], vecs_r[:, :k])
     return FullComparison(comparison=comparison, eigs_theory=eigs_t, eigs_reference=eigs_r,
                           vectors_reference=vecs_r[:, :vectors])
 

@@ -25,6 +25,7 @@ METHODS = ("auto", "quad", "symbolic", "mpmath")  # ntk.constants.METHODS
 FAMILIES = ("auto", "levels", "symmetric", "binary")  # solvers.ternarize.FAMILIES
 KERNELS = ("ck", "ntk")  # validation.experiments.KERNELS
 REFERENCES = ("exact", "mc")  # validation.experiments.REFERENCES
+SPECTRUM_PATHS = ("auto", "dense", "lanczos")  # validation.experiments.SPECTRUM_PATHS
 
 __all__ = ["main"]
 
@@ -154,7 +155,7 @@ def _cmd_spectrum(args) -> None:
     r = spectrum_experiment(acts, args.n, args.p, kernel=args.kernel, reference=args.reference,
                             weights=args.weights, width=args.width, draws=args.draws,
                             seed=args.seed, progress=_show_progress(args),
-                            data=_data_source(args))
+                            data=_data_source(args), path=args.path)
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -721,6 +722,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=_positive_int, default=1000)
     p.add_argument("--draws", type=_positive_int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--path", choices=SPECTRUM_PATHS, default="auto",
+                   help="dense: every eigenvalue (histogram), O(n^3); lanczos: the top of the "
+                        "spectra and the error only, by Lanczos with the equivalent as an "
+                        "operator, one n x n kernel in memory; auto (default): dense up to "
+                        "n = 6400")
     p.set_defaults(func=_cmd_spectrum)
 
     p = sub.add_parser("convergence", help="error of the equivalent vs n, with a fitted slope")

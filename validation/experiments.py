@@ -16,8 +16,8 @@ from ntk.empirical import empirical_kernels
 from ntk.equivalents import ck_coefficients, ck_equivalent, ntk_coefficients, ntk_equivalent
 from ntk.exact import exact_kernels
 from ntk.progress import progress_bar
-from rmt import gaussian_mixture, rel_spectral_error, sample_gmm
-from rmt.spectral import SpectralComparison, compare_full_spectra
+from rmt import gaussian_mixture, rel_spectral_error, sample_gmm, top_eigenpairs
+from rmt.spectral import SpectralComparison, compare_full_spectra, comparison_from_pairs
 from validation.datasource import DataSource, TrainingSet
 
 __all__ = [
@@ -35,6 +35,10 @@ __all__ = [
 
 KERNELS = ("ck", "ntk")
 REFERENCES = ("exact", "mc")
+SPECTRUM_PATHS = ("auto", "dense", "lanczos")
+#: Largest n for which ``path="auto"`` computes every eigenvalue (the dense path: 48 s and two
+#: n x n arrays at n = 6400, growing like n^3).
+DENSE_SPECTRUM_MAX = 6400
 
 
 def network_activations(acts, layers: int | None = None) -> list:
@@ -74,7 +78,8 @@ class SpectrumResult:
 
     Attributes:
         comparison: operator-norm error, top eigenvalues, alignments.
-        eigs_theory, eigs_reference: all eigenvalues (n,), ascending.
+        eigs_theory, eigs_reference: all eigenvalues (n,), ascending; ``None`` on the
+            Lanczos path (``path="lanczos"``), which computes only the top of the spectra.
         vectors_reference: (n, 2) top eigenvectors of the reference kernel (each with its
             largest-magnitude entry positive).
         labels: (n,) classes.
@@ -92,8 +97,8 @@ class SpectrumResult:
     tau0: float
     coefficients: dict[str, float]
     comparison: SpectralComparison
-    eigs_theory: np.ndarray
-    eigs_reference: np.ndarray
+    eigs_theory: np.ndarray | None
+    eigs_reference: np.ndarray | None
     vectors_reference: np.ndarray
     labels: np.ndarray
     noise: float | None
@@ -110,6 +115,7 @@ class SpectrumResult:
             "reference": self.reference, "weights": self.weights, "n": self.n, "p": self.p,
             **self.comparison.as_dict(), "tau0": self.tau0,
             "coefficients": self.coefficients, "mc_noise": self.noise,
+            "path": "dense" if self.eigs_theory is not None else "lanczos",
             "seconds": self.seconds,
         }
         return out if self.twin is None else _with_twin(out, self.source, self.twin.as_dict())
@@ -129,8 +135,8 @@ def _check_p(p, data) -> None:
 def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str = "ck",
                         reference: str = "exact", weights: str = "gaussian",
                         width: int = 1000, draws: int = 10, seed: int = 0, k: int = 5,
-                        progress: bool = False, data: DataSource | None = None
-                        ) -> SpectrumResult:
+                        progress: bool = False, data: DataSource | None = None,
+                        path: str = "auto") -> SpectrumResult:
     """Compare the equivalent of ``acts`` with the exact or a Monte-Carlo kernel.
 
     Data: the 2-class GMM of spec section 6 (||mu_1 - mu_2|| = 3, t = (-2, 2), identity
@@ -160,6 +166,12 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
     reported numbers need float64, and the float64 reduction gives the histogram for O(n^2),
     while a float32 one would be a second O(n^3) pass. Cost at n = 6400: the two reductions
     plus the kernels and about 60 half-matrix products (``benchmarks/bench_spectrum.py``).
+
+    Path (``path``): "dense" is the rule above (every eigenvalue, for the histogram); "lanczos"
+    computes only the reported numbers, by Lanczos on the equivalent as an operator
+    (``operator=True``) and on the reference, with the difference an operator too: one n x n
+    kernel in memory (the reference), O(n^2) per product instead of O(n^3) in all, and no
+    histogram (``eigs_*`` are ``None``). "auto" takes "dense" up to n = DENSE_SPECTRUM_MAX.
     """
     start = time.perf_counter()
     _check_p(p, data)
@@ -172,10 +184,13 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if reference not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+    if path not in SPECTRUM_PATHS:
+        raise ValueError(f"path must be one of {SPECTRUM_PATHS}, got {path!r}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
     options = {"kernel": kernel, "reference": reference, "weights": weights, "width": width,
-               "draws": draws, "seed": seed, "k": k, "progress": progress}
+               "draws": draws, "seed": seed, "k": k, "progress": progress,
+               "lanczos": path == "lanczos" or (path == "auto" and n > DENSE_SPECTRUM_MAX)}
     if data is None:
         g = sample_gmm(gaussian_mixture(p), n, seed=seed)
         return _spectrum(g.X, g.stats, g.labels, acts, start=start, **options)
@@ -199,13 +214,13 @@ def assumption_diagnostics(training, sample) -> dict:
 
 
 def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draws, seed, k,
-              progress, start) -> SpectrumResult:
+              progress, start, lanczos) -> SpectrumResult:
     """The comparison of ``spectrum_experiment`` on one data matrix X (p, n)."""
     p, n = X.shape
     coefficients = _coefficients(kernel, acts, stats.tau0)
     # Stages: reference, equivalent, spectra (the Monte-Carlo reference has its own bar).
     steps = progress_bar(total=3, desc="spectrum", disable=not progress or reference != "exact",
-                 leave=False)
+                         leave=False)
     noise = None
     # The reference first: its construction has the largest working memory, so the
     # equivalent (n x n) is not alive yet at that peak.
@@ -219,17 +234,28 @@ def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draw
         ref, noise = (emp.ck, emp.ck_noise) if kernel == "ck" else (emp.ntk, emp.ntk_noise)
         del emp
     steps.update()
-    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(X, stats, acts)
+    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(X, stats, acts,
+                                                                       operator=lanczos)
     steps.update()
-    full = compare_full_spectra(equivalent, ref, k=k, vectors=2, overwrite=True)
+    if lanczos:
+        vals_r, vecs_r = top_eigenpairs(ref, max(k, 2))
+        vals_t, vecs_t = top_eigenpairs(equivalent, k)
+        comparison = comparison_from_pairs(rel_spectral_error(equivalent, ref), vals_t, vecs_t,
+                                           vals_r[:k], vecs_r[:, :k])
+        vectors = vecs_r[:, :2]
+        eigs_theory = eigs_reference = None
+    else:
+        full = compare_full_spectra(equivalent, ref, k=k, vectors=2, overwrite=True)
+        comparison, vectors = full.comparison, full.vectors_reference
+        eigs_theory, eigs_reference = full.eigs_theory, full.eigs_reference
     del equivalent, ref
     steps.update()
     steps.close()
     return SpectrumResult(
         acts=tuple(a.name for a in acts), kernel=kernel, reference=reference, n=n, p=p,
-        tau0=stats.tau0, coefficients=coefficients, comparison=full.comparison,
-        eigs_theory=full.eigs_theory, eigs_reference=full.eigs_reference,
-        vectors_reference=full.vectors_reference, labels=labels, noise=noise,
+        tau0=stats.tau0, coefficients=coefficients, comparison=comparison,
+        eigs_theory=eigs_theory, eigs_reference=eigs_reference,
+        vectors_reference=vectors, labels=labels, noise=noise,
         weights=weights if reference == "mc" else "gaussian",
         seconds=time.perf_counter() - start)
 

@@ -79,26 +79,48 @@ def _save_drawn(draw, result, path, command) -> Path:
 # --- spectrum ------------------------------------------------------------------------------
 
 
+def _histogram(ax, result, reference: str, error: float) -> None:
+    """Both spectra as densities, the equivalent's two largest eigenvalues marked."""
+    ref, th = result.eigs_reference, result.eigs_theory
+    edges = np.linspace(min(ref.min(), th.min()), max(ref.max(), th.max()), _BINS + 1)
+    ax.hist(ref, bins=edges, density=True, color=_REFERENCE_GREY,
+            label=f"{reference} {result.kernel.upper()}")
+    ax.hist(th, bins=edges, density=True, histtype="step", color=color(3), lw=1.0,
+            label=f"equivalent (error {error:.2f} %)")
+    for j, lam in enumerate(result.comparison.top_eigs_theory[:2]):
+        # The isolated eigenvalues carry the class information; mark where theory puts them.
+        ax.axvline(lam, color=color(3), ls=":", lw=0.8,
+                   label="its two largest eigenvalues" if j == 0 else None)
+    log_axis(ax, "y")
+    ax.xaxis.set_major_locator(linear_ticks(5))
+    ax.set_xlabel("eigenvalue")
+    ax.set_ylabel("density")
+
+
+def _top_eigenvalues(ax, result, reference: str, error: float) -> None:
+    """The Lanczos path has only the top of the spectra: the k largest eigenvalues."""
+    cmp = result.comparison
+    index = np.arange(1, cmp.top_eigs_reference.size + 1)
+    ax.plot(index, cmp.top_eigs_reference, "o", color=_REFERENCE_GREY, ms=5,
+            label=f"{reference} {result.kernel.upper()}")
+    ax.plot(index, cmp.top_eigs_theory, "x", color=color(3), ms=5,
+            label=f"equivalent (error {error:.2f} %)")
+    log_axis(ax, "y")
+    ax.set_xticks(index)
+    ax.set_xlabel("rank i (largest eigenvalues, by Lanczos)")
+    ax.set_ylabel("eigenvalue $\\lambda_i$")
+
+
 def _draw_spectrum(result) -> Figure:
     """The spectrum figure (see ``plot_spectrum``); call inside ``paper_style()``."""
     fig = new_figure(columns=2, height=2.7)
     ax_h, ax_v = fig.subplots(1, 2)
-    ref, th = result.eigs_reference, result.eigs_theory
-    edges = np.linspace(min(ref.min(), th.min()), max(ref.max(), th.max()), _BINS + 1)
     error = 100 * result.comparison.rel_spectral_error
     reference = _REFERENCE_NAMES.get(result.reference, result.reference)
-    ax_h.hist(ref, bins=edges, density=True, color=_REFERENCE_GREY,
-              label=f"{reference} {result.kernel.upper()}")
-    ax_h.hist(th, bins=edges, density=True, histtype="step", color=color(3), lw=1.0,
-              label=f"equivalent (error {error:.2f} %)")
-    for j, lam in enumerate(result.comparison.top_eigs_theory[:2]):
-        # The isolated eigenvalues carry the class information; mark where theory puts them.
-        ax_h.axvline(lam, color=color(3), ls=":", lw=0.8,
-                     label="its two largest eigenvalues" if j == 0 else None)
-    log_axis(ax_h, "y")
-    ax_h.xaxis.set_major_locator(linear_ticks(5))
-    ax_h.set_xlabel("eigenvalue")
-    ax_h.set_ylabel("density")
+    if result.eigs_reference is None:
+        _top_eigenvalues(ax_h, result, reference, error)
+    else:
+        _histogram(ax_h, result, reference, error)
     ax_h.set_title(f"{_network(result.acts)} {result.kernel.upper()}, "
                    f"n = {result.n}, p = {result.p}")
 

@@ -81,3 +81,39 @@ def test_subspace_alignment_invariants(seed, n, k):
     assert 0.0 <= subspace_alignment(U, V) <= 1.0 + 1e-12
     with pytest.raises(ValueError, match="same shape"):
         subspace_alignment(U, V[:, :0] if k > 1 else V[:-1])
+
+
+def test_operators_match_the_dense_path_at_n_2000():
+    """The equivalent as an operator against the exact kernel (dense), compared by Lanczos
+    only, equals the dense comparison: the error to 1e-8 relative (the difference's norm
+    from eigvalsh of the formed difference), the top eigenvalues to 1e-10."""
+    from ntk import ck_equivalent, exact_kernels
+    from rmt import gaussian_mixture, sample_gmm
+
+    g = sample_gmm(gaussian_mixture(1000), 2000, seed=1)
+    exact = exact_kernels(g.X, ["relu", "tanh"], g.stats.tau0, ntk=False).ck
+    dense = ck_equivalent(g.X, g.stats, ["relu", "tanh"])
+    op = ck_equivalent(g.X, g.stats, ["relu", "tanh"], operator=True)
+    want = (np.max(np.abs(np.linalg.eigvalsh(exact - dense)))
+            / np.max(np.abs(np.linalg.eigvalsh(exact))))
+    assert rel_spectral_error(op, exact) == pytest.approx(want, rel=1e-8)
+    got = compare_spectra(op, exact, k=3)
+    top_dense = np.linalg.eigvalsh(dense)[::-1][:3]
+    np.testing.assert_allclose(got.top_eigs_theory, top_dense, rtol=1e-10)
+    np.testing.assert_allclose(got.top_eigs_reference, np.linalg.eigvalsh(exact)[::-1][:3],
+                               rtol=1e-10)
+    assert got.rel_spectral_error == pytest.approx(want, rel=1e-8)
+    # The top eigenvector is well separated: its alignment is the dense one's.
+    assert got.alignment[0] == pytest.approx(compare_spectra(dense, exact, k=1).alignment[0],
+                                             abs=1e-8)
+
+
+def test_small_operators_and_bad_sizes():
+    from scipy.sparse.linalg import aslinearoperator
+
+    K = random_symmetric(30, 2)
+    op = aslinearoperator(K)
+    assert operator_norm(op) == pytest.approx(operator_norm(K), rel=1e-12)
+    np.testing.assert_allclose(top_eigenpairs(op, 3)[0], top_eigenpairs(K, 3)[0], rtol=1e-12)
+    with pytest.raises(ValueError, match="square"):
+        rel_spectral_error(aslinearoperator(np.ones((3, 4))), K[:3, :3])

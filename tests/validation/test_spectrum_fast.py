@@ -44,3 +44,23 @@ def test_spectrum_matches_old_path(n, kernel, reference):
     # Eigenvectors are defined up to sign; the new ones have their largest entry positive.
     np.testing.assert_allclose(np.abs(np.sum(r.vectors_reference * vecs_r, axis=0)), 1,
                                atol=1e-10)
+
+
+def test_lanczos_path_reports_the_dense_numbers():
+    """path="lanczos" (the equivalent as an operator, only the top of the spectra) gives the
+    dense path's error and top eigenpairs, and says which path ran."""
+    from validation.experiments import spectrum_experiment
+
+    dense = spectrum_experiment(["relu", "tanh"], 700, path="dense")
+    lanczos = spectrum_experiment(["relu", "tanh"], 700, path="lanczos")
+    assert lanczos.eigs_theory is None and lanczos.as_dict()["path"] == "lanczos"
+    assert dense.as_dict()["path"] == "dense"
+    a, b = dense.comparison, lanczos.comparison
+    assert b.rel_spectral_error == pytest.approx(a.rel_spectral_error, rel=1e-8)
+    np.testing.assert_allclose(b.top_eigs_theory, a.top_eigs_theory, rtol=1e-10)
+    np.testing.assert_allclose(b.top_eigs_reference, a.top_eigs_reference, rtol=1e-10)
+    assert b.alignment[0] == pytest.approx(a.alignment[0], abs=1e-8)
+    np.testing.assert_allclose(np.abs(lanczos.vectors_reference[:, 0]),
+                               np.abs(dense.vectors_reference[:, 0]), atol=1e-8)
+    with pytest.raises(ValueError, match="path must be one of"):
+        spectrum_experiment(["relu"], 100, path="fast")
