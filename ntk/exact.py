@@ -149,11 +149,7 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         for act in layers:
             if act.has_jumps:
                 raise ValueError(f"NTK undefined: E[sigma'^2] is infinite for {act.name}")
-    # Lower triangle of X^T X only, by a symmetric rank-p update (half the flops of a product):
-    # syrk fills the upper triangle of its Fortran-ordered result, whose transpose is the
-    # C-ordered K with that triangle below the diagonal. The upper triangle stays zero until
-    # the final mirror; nothing reads it before.
-    K = linalg.blas.dsyrk(1.0, X.T, lower=0).T
+    K = _lower_gram(X)
     if tau0 is None:
         tau0 = math.sqrt(np.trace(K) / K.shape[0])
     tau0 = float(tau0)
@@ -201,6 +197,33 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         _mirror_lower(N)
     return ExactKernels(ck=K, ntk=N if ntk else None, terms=tuple(terms),
                         close_pairs=tuple(n_close), tau0=tau0)
+
+
+# Rows of X^T X per block of _lower_gram: one dsyrk of a whole n = 25600, p = 12800 Gram
+# crashed inside OpenBLAS 0.3.30 (segmentation fault); blocks of this size stay far below that.
+_GRAM_BLOCK = 4096
+
+
+def _lower_gram(X: np.ndarray) -> np.ndarray:
+    """The lower triangle of X^T X (n, n), C-ordered; the upper triangle is zero.
+
+    Half the flops of a product: each block of rows is a symmetric rank-p update (syrk) on the
+    diagonal and a product with the columns before it. syrk fills the upper triangle of its
+    Fortran-ordered result, whose transpose is the C-ordered block with that triangle below the
+    diagonal. Up to ``_GRAM_BLOCK`` samples this is one syrk call. The upper triangle stays
+    zero until the final mirror; nothing reads it before.
+    """
+    n = X.shape[1]
+    if n <= _GRAM_BLOCK:
+        return linalg.blas.dsyrk(1.0, X.T, lower=0).T
+    K = np.zeros((n, n))
+    for start in range(0, n, _GRAM_BLOCK):
+        stop = min(start + _GRAM_BLOCK, n)
+        block = X[:, start:stop]
+        K[start:stop, start:stop] = linalg.blas.dsyrk(1.0, block.T, lower=0).T
+        if start:
+            K[start:stop, :start] = block.T @ X[:, :start]
+    return K
 
 
 def hermite_coefficients(act: str | Activation | Callable, scales: np.ndarray, n_terms: int

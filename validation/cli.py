@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -908,13 +909,27 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a file in it now, so that a folder that cannot hold the
+    results fails before the computation, not after it (raises OSError)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ntklc`` console script; returns the exit code."""
     args = _build_parser().parse_args(argv)
     try:
+        if getattr(args, "out", None):
+            _check_writable(Path(args.out))
         code = args.func(args)
     except (ValueError, FileNotFoundError) as exc:  # user errors: bad input, missing data
         sys.stderr.write(f"ntklc: error: {exc}\n")
+        return 2
+    except OSError as exc:  # an output folder that cannot be written (read-only, full, a file)
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"ntklc: error: cannot write{where}: {exc.strerror or exc}\n")
         return 2
     except RuntimeError as exc:  # the run broke (e.g. a worker died); its message says why
         sys.stderr.write(f"ntklc: {exc}\n")

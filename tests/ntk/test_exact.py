@@ -258,3 +258,17 @@ def test_bad_input_is_refused(X, acts, kwargs, message):
 def test_bad_hermite_arguments_are_refused(scales, n_terms, message):
     with pytest.raises(ValueError, match=message):
         hermite_coefficients("tanh", scales, n_terms)
+
+
+def test_blocked_gram_gives_the_same_kernels(monkeypatch):
+    """Large n builds X^T X in blocks of rows (one syrk of n = 25600 crashed OpenBLAS); the
+    kernels equal the one-call Gram's to rounding (a block's product may sum in another
+    order)."""
+    import ntk.exact
+
+    X = np.random.default_rng(4).standard_normal((40, 300))
+    whole = exact_kernels(X, ["relu", "tanh"])
+    monkeypatch.setattr(ntk.exact, "_GRAM_BLOCK", 64)
+    blocked = exact_kernels(X, ["relu", "tanh"])
+    for a, b in ((whole.ck, blocked.ck), (whole.ntk, blocked.ntk)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-14 * np.abs(a).max())

@@ -103,3 +103,14 @@ def test_kurtosis_json(capsys):
     assert payload["excess_kurtosis"] == -2
     assert abs(payload["ratio"] - 1) < 0.05 + 5 * payload["standard_error"]
     assert payload["standard_error"] < 0.1
+
+
+def test_unwritable_output_folder_is_one_line(tmp_path, capsys):
+    """An --out that cannot be created (here below a regular file: as root, a read-only
+    folder would still be writable) ends with one line and exit 2, not a traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["spectrum", "--n", "40", "--act", "relu", "--out",
+                 str(blocker / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot write" in err and "Not a directory" in err
