@@ -7,10 +7,11 @@ stdout and nothing else. Errors a user can make end in one line on stderr and ex
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
+import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -910,11 +911,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _check_writable(folder: Path) -> None:
-    """Create ``folder`` and write a file in it now, so that a folder that cannot hold the
-    results fails before the computation, not after it (raises OSError)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder):
-        pass
+    """Fail now, not after the computation, when ``folder`` could not hold the results: its
+    nearest existing ancestor (or itself) must be a folder we may write in. Creates nothing.
+
+    Raises:
+        OSError: NotADirectoryError or PermissionError, with the path.
+    """
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
 def main(argv: list[str] | None = None) -> int:
