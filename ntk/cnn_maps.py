@@ -118,6 +118,19 @@ def _zero_outside(A, p, e, h0, h1, w0, w1):
 
 
 @numba.njit(cache=True, inline="always")
+def _output_rectangle(K, N, with_ntk, p, e, eh, ew, H, W, circular):
+    """The rectangle [h0, h1) x [w0, w1) of plane (p, e) whose partners (offset (eh, ew)) are
+    on the grid, after zeroing K (and N, with ``with_ntk``) outside it: what every map kernel
+    does before its loop over the rectangle."""
+    h0, h1 = _span(eh, H, circular)
+    w0, w1 = _span(ew, W, circular)
+    _zero_outside(K, p, e, h0, h1, w0, w1)
+    if with_ntk:
+        _zero_outside(N, p, e, h0, h1, w0, w1)
+    return h0, h1, w0, w1
+
+
+@numba.njit(cache=True, inline="always")
 def _angle(rho, delta):
     """theta of the pair, from delta = 1 - |rho| near |rho| = 1 when it is known."""
     if abs(rho) <= _ACOS_MAX:
@@ -233,11 +246,8 @@ def _angular_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, mean, second, cF
         j = jj[p]
         for e in range(n_off):
             self_plane = diag and i == j and eh[e] == 0 and ew[e] == 0
-            h0, h1 = _span(eh[e], H, circular)
-            w0, w1 = _span(ew[e], W, circular)
-            _zero_outside(K, p, e, h0, h1, w0, w1)
-            if with_ntk:
-                _zero_outside(N, p, e, h0, h1, w0, w1)
+            h0, h1, w0, w1 = _output_rectangle(K, N, with_ntk, p, e, eh[e], ew[e], H, W,
+                                               circular)
             for h in range(h0, h1):
                 for w in range(w0, w1):
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
@@ -474,11 +484,8 @@ def _series_planes(S, T, D, ii, jj, eh, ew, circular, diag, q, coef, deriv, seco
         j = jj[p]
         for e in range(n_off):
             self_plane = diag and i == j and eh[e] == 0 and ew[e] == 0
-            h0, h1 = _span(eh[e], H, circular)
-            w0, w1 = _span(ew[e], W, circular)
-            _zero_outside(K, p, e, h0, h1, w0, w1)
-            if with_ntk:
-                _zero_outside(N, p, e, h0, h1, w0, w1)
+            h0, h1, w0, w1 = _output_rectangle(K, N, with_ntk, p, e, eh[e], ew[e], H, W,
+                                               circular)
             for h in range(h0, h1):
                 for w in range(w0, w1):
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)
@@ -569,11 +576,8 @@ def _expanded_planes(S, T, ii, jj, eh, ew, circular, diag, q, tau2, d1, d2, d3, 
         j = jj[p]
         for e in range(n_off):
             self_plane = diag and i == j and eh[e] == 0 and ew[e] == 0
-            h0, h1 = _span(eh[e], H, circular)
-            w0, w1 = _span(ew[e], W, circular)
-            _zero_outside(K, p, e, h0, h1, w0, w1)
-            if with_ntk:
-                _zero_outside(N, p, e, h0, h1, w0, w1)
+            h0, h1, w0, w1 = _output_rectangle(K, N, with_ntk, p, e, eh[e], ew[e], H, W,
+                                               circular)
             for h in range(h0, h1):
                 for w in range(w0, w1):
                     hb, wb = _partner(h, w, eh[e], ew[e], H, W, circular)

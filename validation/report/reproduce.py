@@ -499,9 +499,7 @@ def _cnn_verdict(rs):
     zero = channel_trends([r for r in rows if r["padding"] == "same"])
     images = [r for r in rows if r["data"] != "gmm"]
     verdicts = " ".join(cnn_verdicts(rs).values())
-    if not circular:
-        return False, verdicts
-    if 2 * sum(circular) < len(circular):
+    if not circular or 2 * sum(circular) < len(circular):
         return False, verdicts
     follows = (not zero or 2 * sum(zero) >= len(zero)) and not (
         images and max(r["ck_error"] for r in images) > 0.05)
