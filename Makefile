@@ -37,6 +37,7 @@ lint: $(BIN)/activate
 bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py
 	$(BIN)/python benchmarks/bench_exact.py
+	$(BIN)/python benchmarks/bench_tiles.py
 	$(BIN)/python benchmarks/bench_cnn.py
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_spectrum.py

@@ -9,7 +9,7 @@ Rows (ReLU, L = 3, CK + NTK):
      T_ij, as before per-pair tails), to show what the per-pair terms save
   3. the time of the close pairs' 2-D quadrature inside row 1, and their number
   4. the MNIST call with T_0 forced to a few fixed values: the chosen T_0 should sit near the
-     fastest (checks the cost model of ``ntk.exact._bulk_terms``)
+     fastest (checks the cost model of ``ntk.exact.bulk_terms``)
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ def mnist_sample(n: int, data_dir) -> np.ndarray:
 
 
 def timed_with(bulk, fn) -> float:
-    """Time of ``fn`` with ``_bulk_terms`` returning ``bulk(chosen)``."""
-    original = exact._bulk_terms
-    exact._bulk_terms = lambda K, s, tol: bulk(original(K, s, tol))
+    """Time of ``fn`` with ``bulk_terms`` returning ``bulk(chosen)``."""
+    original = exact.bulk_terms
+    exact.bulk_terms = lambda rho, tol: bulk(original(rho, tol))
     try:
         return best_time(fn, repeat=1)
     finally:
-        exact._bulk_terms = original
+        exact.bulk_terms = original
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ from ntk.constants import tau_chain
 from ntk.progress import progress_bar
 from ntk.step_kernels import step_levels
 
-__all__ = ["CNNKernels", "cnn_kernels", "compute_kernels"]
+__all__ = ["CNNKernels", "CNNPlan", "cnn_kernels", "cnn_plan", "compute_kernels"]
 
 #: Default memory budget of the pair planes of one block, in bytes: blocks of a few tens of
 #: MB reuse the same heap pages, where fresh 100 MB arrays cost page faults (measured: 15 % of
@@ -143,6 +143,86 @@ def cnn_kernels(images, acts: str | Sequence[str | Activation | Callable], *,
             filter larger than the image under "valid", pooling an odd grid or past 1 x 1),
             activations, NTK requested for an activation with jumps, bad centring or tol.
     """
+    plan = cnn_plan(images, acts, filter_size=filter_size, padding=padding, pool=pool,
+                    readout=readout, ntk=ntk, centring=centring, tol=tol, memory=memory)
+    return plan.kernels(progress)
+
+
+@dataclass(frozen=True, eq=False)
+class CNNPlan:
+    """Everything but the image pairs: the architecture, the layers' maps and the per-image
+    states of the self pass (variances, coefficients). Any block of image pairs then runs
+    through :meth:`tile` independently, e.g. as the tiles of ``validation.kernel_store``.
+
+    A plan pickles by its arguments and is rebuilt where it lands (a worker process or a dask
+    worker), at the cost of the self pass, O(n) of the O(n^2) pair work; the rebuilt plan is
+    the same (the self pass is deterministic).
+
+    Attributes:
+        n: the number of images.
+        ntk: whether the NTK is computed.
+    """
+
+    engine: _Engine
+    maps: tuple
+    centring: tuple[float, ...]
+    tau0: float
+    layers: tuple[Activation, ...]
+    arguments: tuple
+
+    @property
+    def n(self) -> int:
+        return self.engine.x.shape[0]
+
+    @property
+    def ntk(self) -> bool:
+        return self.engine.ntk
+
+    def __reduce__(self):
+        return (_rebuilt_plan, self.arguments)
+
+    def tile(self, rows, cols) -> tuple[np.ndarray, np.ndarray | None]:
+        """The block (rows, cols) of the CK and the NTK (``None`` without it), each
+        (len(rows), len(cols)); rows and cols are image indices (arrays or slices)."""
+        n = self.n
+        rows = np.arange(n)[rows] if isinstance(rows, slice) else np.asarray(rows, np.int64)
+        cols = np.arange(n)[cols] if isinstance(cols, slice) else np.asarray(cols, np.int64)
+        ii = np.repeat(rows, cols.size)
+        jj = np.tile(cols, rows.size)
+        ck = np.empty(ii.size)
+        nt = np.empty(ii.size) if self.ntk else None
+        for start in range(0, ii.size, self.engine.block):
+            sl = slice(start, start + self.engine.block)
+            ck[sl], nt_b, _ = self.engine._forward(ii[sl], jj[sl], True, self.maps, stop=None)
+            if self.ntk:
+                nt[sl] = nt_b
+        shape = (rows.size, cols.size)
+        return ck.reshape(shape), (nt.reshape(shape) if self.ntk else None)
+
+    def kernels(self, progress: bool = False) -> CNNKernels:
+        """The whole kernels (every pair i >= j once, mirrored)."""
+        ck, nt, close = self.engine.run(self.maps, progress)
+        return CNNKernels(ck=ck, ntk=nt, arch=self.engine.arch,
+                          activations=tuple(a.name for a in self.layers),
+                          centring=self.centring, tau0=self.tau0,
+                          terms=tuple(mp.terms for mp in self.maps), close_pairs=tuple(close))
+
+
+def _rebuilt_plan(images, names, options) -> CNNPlan:
+    return cnn_plan(images, names, **options)
+
+
+def cnn_plan(images, acts: str | Sequence[str | Activation | Callable], *,
+             filter_size: int = 3, padding: str = "same", pool: Sequence[int] = (),
+             readout: str = "flatten", ntk: bool = True,
+             centring: bool | Sequence[float] = False, tol: float = 1e-13,
+             memory: int = DEFAULT_MEMORY) -> CNNPlan:
+    """The :class:`CNNPlan` of ``cnn_kernels`` with the same arguments (the self pass done,
+    no image pair computed).
+
+    Raises:
+        ValueError: as :func:`cnn_kernels`.
+    """
     if not (0 < tol < 1):
         raise ValueError(f"tol must lie in (0, 1), got {tol}")
 
@@ -150,9 +230,16 @@ def cnn_kernels(images, acts: str | Sequence[str | Activation | Callable], *,
         m = _centring(centring, layers, tau0)
         return [_layer_map(act, m_l, tol, ntk) for act, m_l in zip(layers, m, strict=True)], m
 
-    return compute_kernels(images, acts, maps, filter_size=filter_size, padding=padding,
-                           pool=pool, readout=readout, ntk=ntk, memory=memory,
-                           progress=progress)
+    options = {"filter_size": filter_size, "padding": padding, "pool": tuple(pool),
+               "readout": readout, "ntk": ntk,
+               "centring": centring if isinstance(centring, bool) else tuple(centring),
+               "tol": tol, "memory": memory}
+    plan = _prepared(images, acts, maps, **{k: options[k] for k in
+                                            ("filter_size", "padding", "pool", "readout", "ntk",
+                                             "memory")})
+    names = [a.name for a in plan.layers]
+    return CNNPlan(engine=plan.engine, maps=plan.maps, centring=plan.centring, tau0=plan.tau0,
+                   layers=plan.layers, arguments=(plan.engine.x, names, options))
 
 
 def compute_kernels(images, acts, make_maps: Callable, *, filter_size: int, padding: str,
@@ -160,6 +247,13 @@ def compute_kernels(images, acts, make_maps: Callable, *, filter_size: int, padd
                     progress: bool) -> CNNKernels:
     """The recursion of the module docstring with the per-layer maps of ``make_maps(layers,
     tau0) -> (maps, centring)`` (the exact ones, or ``ntk.cnn_equivalent``'s expansion)."""
+    return _prepared(images, acts, make_maps, filter_size=filter_size, padding=padding,
+                     pool=pool, readout=readout, ntk=ntk, memory=memory).kernels(progress)
+
+
+def _prepared(images, acts, make_maps: Callable, *, filter_size: int, padding: str,
+              pool: Sequence[int], readout: str, ntk: bool, memory: int) -> CNNPlan:
+    """The plan of :func:`compute_kernels` (``arguments`` empty: not picklable)."""
     x = check_images(images)
     layers = parse_activations(acts)
     arch = ConvArchitecture(len(layers), filter_size, padding, tuple(pool), readout)
@@ -172,10 +266,9 @@ def compute_kernels(images, acts, make_maps: Callable, *, filter_size: int, padd
     engine = _Engine(x, arch, grids, ntk, memory)
     tau0 = math.sqrt(float(np.mean(engine.first_variances())))
     maps, m = make_maps(layers, tau0)
-    ck, nt, close = engine.run(maps, progress)
-    return CNNKernels(ck=ck, ntk=nt, arch=arch, activations=tuple(a.name for a in layers),
-                      centring=tuple(m), tau0=tau0, terms=tuple(mp.terms for mp in maps),
-                      close_pairs=tuple(close))
+    engine.prepare(maps)
+    return CNNPlan(engine=engine, maps=tuple(maps), centring=tuple(m), tau0=tau0,
+                   layers=tuple(layers), arguments=())
 
 
 def _centring(centring, layers: list[Activation], tau0: float) -> list[float]:
@@ -280,14 +373,17 @@ class _Engine:
         eh, ew = self.offsets[layer - 1]
         return int(np.flatnonzero((eh == 0) & (ew == 0))[0])
 
-    def run(self, maps, progress: bool):
-        n = self.x.shape[0]
+    def prepare(self, maps) -> None:
+        """The self pass: every image's variances and the maps' per-image states."""
         self.states = []
         self.variances = []
         for layer, mp in enumerate(maps, start=1):
             q = self._variances(layer, maps)
             self.variances.append(q)
             self.states.append(mp.prepare(q))
+
+    def run(self, maps, progress: bool):
+        n = self.x.shape[0]
         ii, jj = np.tril_indices(n)
         ck = np.empty((n, n))
         nt = np.empty((n, n)) if self.ntk else None

@@ -43,12 +43,15 @@ kinks or jumps depend on sqrt(delta).
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numba
 import numpy as np
-from scipy import linalg
+from threadpoolctl import ThreadpoolController
 
 from ntk.activations import Activation, activation, parse_activations
 from ntk.bivariate import PairMoments, pair_moments
@@ -96,8 +99,9 @@ class ExactKernels:
 
 
 @dataclass(frozen=True)
-class _ClosePairs:
-    """Pairs i > j with |rho_ij| = 1 - delta above the series' reach, rho's sign ``sgn``."""
+class ClosePairs:
+    """Pairs (i, j) with |rho_ij| = 1 - delta above the series' reach, rho's sign ``sgn``;
+    i and j index the rows and the columns of a kernel (i > j for a whole kernel)."""
 
     i: np.ndarray
     j: np.ndarray
@@ -137,6 +141,53 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
             requested for an activation with jumps, or a sample with zero variance at some
             layer.
     """
+    X, layers = checked_inputs(X, acts, tol, ntk)
+    K = _lower_gram(X)
+    tau0 = checked_tau0(math.sqrt(np.trace(K) / K.shape[0]) if tau0 is None else tau0)
+    consts = tau_chain(layers, tau0)
+    cap = tol ** (1.0 / MAX_TERMS)
+    # K becomes CK_l and N becomes NTK_l in place, layer after layer. The layers read and write
+    # the lower triangles only; the upper ones are filled once at the end. NTK_0 = K_0 is read
+    # from K by the first layer, so N starts empty rather than as a copy.
+    N = np.empty_like(K) if ntk else np.empty((0, 0))
+    close = None
+    terms, n_close = [], []
+    for layer, (act, const) in enumerate(zip(layers, consts, strict=True), start=1):
+        s = checked_scales(np.diag(K), layer)
+        best, row_close = _survey(K, s, cap)
+        i, j = _gather_close(K, s, row_close, cap)
+        rho = K[i, j] / (s[i] * s[j])
+        if layer == 1:
+            close = data_close_pairs(X, X, i, j, rho)
+        else:
+            close = hidden_close_pairs(i, j, rho, K.shape[0], close)
+        bulk = bulk_terms(_grid_correlations(K, s), tol)
+        with np.errstate(divide="ignore"):
+            need = np.where(best > 0, np.ceil(math.log(tol) / np.log(best)), 1.0)
+        row_terms = np.clip(need, bulk, MAX_TERMS).astype(np.int64)
+        lt = layer_terms(act, s, const.m0, row_terms, bulk, ntk=ntk)
+        # A flag selects K as NTK_0 inside the compiled loop: passing K a second time in place
+        # of N gave wrong entries, as the compiled loop took its two arrays not to overlap.
+        ntk_before = (K if layer == 1 else N)[close.i, close.j] if ntk else None
+        _layer_update(K, N, layer == 1, s, lt.coef_t, lt.deriv_t, lt.coef, lt.deriv, row_terms,
+                      lt.ck_diag, lt.sdot_diag, ntk, math.log(tol), cap)
+        ck, ntk_values, close = quadrature_close_pairs(act, const.m0, s, s, lt.ck_diag,
+                                                       lt.ck_diag, close, ntk_before)
+        K[close.i, close.j] = ck
+        if ntk:
+            N[close.i, close.j] = ntk_values
+        terms.append(int(row_terms.max()))
+        n_close.append(int(close.i.size))
+    mirror_lower(K)
+    if ntk:
+        mirror_lower(N)
+    return ExactKernels(ck=K, ntk=N if ntk else None, terms=tuple(terms),
+                        close_pairs=tuple(n_close), tau0=tau0)
+
+
+def checked_inputs(X, acts, tol: float, ntk: bool) -> tuple[np.ndarray, list[Activation]]:
+    """X as a float array and the parsed activations, or the ValueError of
+    :func:`exact_kernels`."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
         raise ValueError(f"X must be a 2-D array (p, n) with p, n >= 1, got shape {X.shape}")
@@ -149,54 +200,24 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         for act in layers:
             if act.has_jumps:
                 raise ValueError(f"NTK undefined: E[sigma'^2] is infinite for {act.name}")
-    K = _lower_gram(X)
-    if tau0 is None:
-        tau0 = math.sqrt(np.trace(K) / K.shape[0])
+    return X, layers
+
+
+def checked_tau0(tau0) -> float:
     tau0 = float(tau0)
     if not (math.isfinite(tau0) and tau0 > 0):
         raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
-    consts = tau_chain(layers, tau0)
-    cap = tol ** (1.0 / MAX_TERMS)
-    # K becomes CK_l and N becomes NTK_l in place, layer after layer. The layers read and write
-    # the lower triangles only; the upper ones are filled once at the end. NTK_0 = K_0 is read
-    # from K by the first layer, so N starts empty rather than as a copy.
-    N = np.empty_like(K) if ntk else np.empty((0, 0))
-    close = None
-    terms, n_close = [], []
-    for layer, (act, const) in enumerate(zip(layers, consts, strict=True), start=1):
-        diag = np.diag(K)
-        if np.any(diag <= 0):
-            i = int(np.argmin(diag))
-            where = "has zero norm" if layer == 1 else f"has zero variance after layer {layer - 1}"
-            raise ValueError(f"sample {i} {where}; its correlations are undefined")
-        s = np.sqrt(diag)
-        best, row_close = _survey(K, s, cap)
-        close = (_close_pairs_of_data(X, K, s, row_close, cap) if layer == 1
-                 else _close_pairs(K, s, row_close, cap, close))
-        bulk = _bulk_terms(K, s, tol)
-        with np.errstate(divide="ignore"):
-            need = np.where(best > 0, np.ceil(math.log(tol) / np.log(best)), 1.0)
-        row_terms = np.clip(need, bulk, MAX_TERMS).astype(np.int64)
-        coef, ck_diag, sdot_diag = _sample_moments(act, s, const.m0, row_terms, grad=ntk)
-        deriv = (np.sqrt(np.arange(1.0, coef.shape[1]))[None, :] * coef[:, 1:] / s[:, None]
-                 if ntk else np.empty((0, 0)))
-        # The shared first terms with samples along the contiguous axis: c_k(j) as (T_0 + 1, n)
-        # and d_k(j) as (T_0, n).
-        coef_t = np.ascontiguousarray(coef[:, :bulk + 1].T)
-        deriv_t = np.ascontiguousarray(deriv[:, :bulk].T) if ntk else np.empty((0, 0))
-        # A flag selects K as NTK_0 inside the compiled loop: passing K a second time in place
-        # of N gave wrong entries, as the compiled loop took its two arrays not to overlap.
-        ntk_before = (K if layer == 1 else N)[close.i, close.j] if ntk else None
-        _layer_update(K, N, layer == 1, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
-                      sdot_diag, ntk, math.log(tol), cap)
-        close = _close_pair_update(K, N, act, const.m0, s, close, ck_diag, ntk_before)
-        terms.append(int(row_terms.max()))
-        n_close.append(int(close.i.size))
-    _mirror_lower(K)
-    if ntk:
-        _mirror_lower(N)
-    return ExactKernels(ck=K, ntk=N if ntk else None, terms=tuple(terms),
-                        close_pairs=tuple(n_close), tau0=tau0)
+    return tau0
+
+
+def checked_scales(diag: np.ndarray, layer: int) -> np.ndarray:
+    """s_i = sqrt(K_{l-1}(i, i)) at layer ``layer`` (from 1), or a ValueError naming the first
+    sample without variance."""
+    if np.any(diag <= 0):
+        i = int(np.argmin(diag))
+        where = "has zero norm" if layer == 1 else f"has zero variance after layer {layer - 1}"
+        raise ValueError(f"sample {i} {where}; its correlations are undefined")
+    return np.sqrt(diag)
 
 
 # Rows of X^T X per block of _lower_gram: one dsyrk of a whole n = 25600, p = 12800 Gram
@@ -205,25 +226,65 @@ _GRAM_BLOCK = 4096
 
 
 def _lower_gram(X: np.ndarray) -> np.ndarray:
-    """The lower triangle of X^T X (n, n), C-ordered; the upper triangle is zero.
+    """The lower triangle of X^T X (n, n), C-ordered; the upper triangle holds the diagonal
+    blocks' and zeros, and nothing reads it before the final mirror.
 
-    Half the flops of a product: each block of rows is a symmetric rank-p update (syrk) on the
-    diagonal and a product with the columns before it. syrk fills the upper triangle of its
-    Fortran-ordered result, whose transpose is the C-ordered block with that triangle below the
-    diagonal. Up to ``_GRAM_BLOCK`` samples this is one syrk call. The upper triangle stays
-    zero until the final mirror; nothing reads it before.
+    Half the flops of a product: each block of rows is a symmetric rank-p update (NumPy's
+    B^T B is a syrk) on the diagonal and a product with the columns before it. The rows are cut in
+    one band per BLAS thread, balanced by the triangle's area (band k ends at row
+    n sqrt(k / threads)), run by :func:`blas_in_threads`.
     """
     n = X.shape[1]
-    if n <= _GRAM_BLOCK:
-        return linalg.blas.dsyrk(1.0, X.T, lower=0).T
+    threads = _blas_threads()
+    edges = np.unique(np.round(n * np.sqrt(np.arange(threads + 1) / threads)).astype(int))
     K = np.zeros((n, n))
-    for start in range(0, n, _GRAM_BLOCK):
-        stop = min(start + _GRAM_BLOCK, n)
-        block = X[:, start:stop]
-        K[start:stop, start:stop] = linalg.blas.dsyrk(1.0, block.T, lower=0).T
-        if start:
-            K[start:stop, :start] = block.T @ X[:, :start]
+
+    def band(start: int, stop: int) -> None:
+        for b0 in range(start, stop, _GRAM_BLOCK):
+            b1 = min(b0 + _GRAM_BLOCK, stop)
+            block = X[:, b0:b1]
+            np.matmul(block.T, block, out=K[b0:b1, b0:b1])
+            if b0:
+                np.matmul(block.T, X[:, :b0], out=K[b0:b1, :b0])
+
+    blas_in_threads([lambda a=a, b=b: band(a, b) for a, b in pairwise(edges)])
     return K
+
+
+def _blas_threads() -> int:
+    return max([c.num_threads for c in ThreadpoolController().lib_controllers] or [1])
+
+
+def cross_products(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A^T B ((n_a, n_b), C-ordered) of A (p, n_a) and B (p, n_b), as
+    :func:`blas_in_threads` runs it: one band of rows per BLAS thread."""
+    out = np.empty((A.shape[1], B.shape[1]))
+    edges = np.linspace(0, A.shape[1], _blas_threads() + 1).round().astype(int)
+    blas_in_threads([lambda a=a, b=b: np.matmul(A[:, a:b].T, B, out=out[a:b])
+                     for a, b in pairwise(edges) if b > a])
+    return out
+
+
+def blas_in_threads(tasks: Sequence[Callable[[], object]]) -> None:
+    """Run BLAS-heavy ``tasks`` (NumPy products, which release the GIL) each on a Python
+    thread of its own, with BLAS itself single-threaded, when called from the main thread.
+
+    As fast as one multithreaded call when there is a task per BLAS thread, and it leaves no
+    OpenBLAS worker spinning: after a multithreaded call they spin for ~0.1 s on the cores
+    that the compiled layers use next, unless OPENBLAS_THREAD_TIMEOUT was set before NumPy
+    loaded, which a library cannot do for a script that imported NumPy first
+    (``benchmarks/bench_import.py``).
+    """
+    if len(tasks) == 1 or threading.current_thread() is not threading.main_thread():
+        # Off the main thread (a dask worker's task, a user's thread pool) the tasks run in
+        # turn with BLAS as it is: threads started from a dask worker's task thread were seen
+        # to hang there at start-up.
+        for task in tasks:
+            task()
+        return
+    with ThreadpoolController().limit(limits=1), ThreadPoolExecutor(len(tasks)) as pool:
+        for future in [pool.submit(task) for task in tasks]:
+            future.result()
 
 
 def hermite_coefficients(act: str | Activation | Callable, scales: np.ndarray, n_terms: int
@@ -255,23 +316,29 @@ def hermite_coefficients(act: str | Activation | Callable, scales: np.ndarray, n
 # measured by benchmarks/bench_exact.py.
 _BULK_VS_TAIL = 0.25
 _TAIL_SETUP = 8.0
-# Pairs sampled to choose T_0.
-_SAMPLE_PAIRS = 1 << 14
+# Samples on each side of the grid of pairs sampled to choose T_0 (about 2^15 pairs).
+_GRID = 256
 
 
-def _bulk_terms(K: np.ndarray, s: np.ndarray, tol: float) -> int:
+def sample_grid(n: int) -> np.ndarray:
+    """The samples whose pairs (i > j) choose T_0: up to ``_GRID`` evenly spaced indices.
+
+    A grid rather than scattered pairs so that a tiled computation gets the same sample as
+    one tile (``ntk.tiles``)."""
+    return np.unique(np.linspace(0, n - 1, min(n, _GRID)).round().astype(np.int64))
+
+
+def _grid_correlations(K: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """|rho_ij| of the pairs i > j of :func:`sample_grid`, from the lower triangle of K."""
+    grid = sample_grid(K.shape[0])
+    rho = np.abs(K[np.ix_(grid, grid)]) / (s[grid, None] * s[None, grid])
+    return rho[grid[:, None] > grid[None, :]]
+
+
+def bulk_terms(rho: np.ndarray, tol: float) -> int:
     """T_0 minimising the estimated cost n^2 T_0 b + sum_ij [(T_ij - T_0) + setup]_(T_ij > T_0),
-    the T_ij taken from a deterministic sample of the pairs below the diagonal."""
-    n = K.shape[0]
-    if n < 2:
-        return 1
-    flat = np.linspace(0, n * n - 1, min(n * n, 4 * _SAMPLE_PAIRS)).astype(np.int64)
-    i, j = flat // n, flat % n
-    keep = i > j
-    i, j = i[keep], j[keep]
-    if i.size == 0:
-        i, j = np.array([1]), np.array([0])
-    rho = np.abs(K[i, j]) / (s[i] * s[j])
+    the T_ij taken from the sampled correlations |rho| (any shape) of distinct pairs."""
+    rho = np.ravel(rho)
     rho = rho[rho <= tol ** (1.0 / MAX_TERMS)]
     with np.errstate(divide="ignore"):
         need = np.ceil(math.log(tol) / np.log(rho[rho > 0])) if rho.size else np.ones(1)
@@ -288,40 +355,36 @@ def _bulk_terms(K: np.ndarray, s: np.ndarray, tol: float) -> int:
     return int(max(1, candidates[int(np.argmin(cost))]))
 
 
-def _close_pairs_of_data(X: np.ndarray, K: np.ndarray, s: np.ndarray, row_close: np.ndarray,
-                         cap: float) -> _ClosePairs:
-    """Close pairs of the input, delta = ||x_i/|x_i| - sgn x_j/|x_j| ||^2 / 2 from X."""
-    i, j = _gather_close(K, s, row_close, cap)
-    sgn = np.where(K[i, j] >= 0, 1.0, -1.0)
+def data_close_pairs(X_rows: np.ndarray, X_cols: np.ndarray, i: np.ndarray, j: np.ndarray,
+                     rho: np.ndarray) -> ClosePairs:
+    """Close pairs of the input (rows i of a kernel over the samples X_rows, columns j over
+    X_cols; correlations rho): delta = ||x_i/|x_i| - sgn x_j/|x_j| ||^2 / 2 from the data."""
+    sgn = np.where(rho >= 0, 1.0, -1.0)
     delta = np.empty(i.size)
-    if i.size == 0:
-        return _ClosePairs(i=i, j=j, sgn=sgn, delta=delta)
-    unit = X / np.linalg.norm(X, axis=0)
     for start in range(0, i.size, 4096):
         block = slice(start, start + 4096)
-        diff = unit[:, i[block]] - sgn[block] * unit[:, j[block]]
+        u = X_rows[:, i[block]] / np.linalg.norm(X_rows[:, i[block]], axis=0)
+        v = X_cols[:, j[block]] / np.linalg.norm(X_cols[:, j[block]], axis=0)
+        diff = u - sgn[block] * v
         delta[block] = 0.5 * np.einsum("ij,ij->j", diff, diff)
-    return _ClosePairs(i=i, j=j, sgn=sgn, delta=np.minimum(delta, 1.0))
+    return ClosePairs(i=i, j=j, sgn=sgn, delta=np.minimum(delta, 1.0))
 
 
-def _close_pairs(K: np.ndarray, s: np.ndarray, row_close: np.ndarray, cap: float,
-                 previous: _ClosePairs) -> _ClosePairs:
-    """Close pairs of a hidden layer: delta from the previous layer's quadrature where the pair
-    was close there, else 1 - |K_ij| / (s_i s_j) (then at least 1 - cap, no digits lost)."""
-    i, j = _gather_close(K, s, row_close, cap)
-    rho = K[i, j] / (s[i] * s[j])
+def hidden_close_pairs(i: np.ndarray, j: np.ndarray, rho: np.ndarray, stride: int,
+                       previous: ClosePairs) -> ClosePairs:
+    """Close pairs of a hidden layer (i * stride + j increasing): delta from the previous
+    layer's quadrature where the pair was close there, else 1 - |rho| (then at least
+    1 - cap, no digits lost)."""
     sgn = np.where(rho >= 0, 1.0, -1.0)
     delta = 1.0 - np.abs(rho)
-    n = K.shape[0]
-    key = i * n + j
-    old_key = previous.i * n + previous.j
-    pos = np.searchsorted(old_key, key)
-    pos = np.minimum(pos, max(0, old_key.size - 1))
-    known = (old_key.size > 0) & (old_key[pos] == key) if old_key.size else np.zeros(0, bool)
+    key = i * stride + j
+    old_key = previous.i * stride + previous.j
     if old_key.size:
+        pos = np.minimum(np.searchsorted(old_key, key), old_key.size - 1)
+        known = old_key[pos] == key
         delta[known] = previous.delta[pos[known]]
         sgn[known] = previous.sgn[pos[known]]
-    return _ClosePairs(i=i, j=j, sgn=sgn, delta=np.clip(delta, 0.0, 1.0))
+    return ClosePairs(i=i, j=j, sgn=sgn, delta=np.clip(delta, 0.0, 1.0))
 
 
 def _gather_close(K, s, row_close, cap) -> tuple[np.ndarray, np.ndarray]:
@@ -333,25 +396,64 @@ def _gather_close(K, s, row_close, cap) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
-def _close_pair_update(K, N, act, m, s, close: _ClosePairs, ck_diag, ntk_before
-                       ) -> _ClosePairs:
-    """Overwrite the close pairs' entries by 2-D quadrature; their output delta for the next
-    layer. Pairs with the same (s_i, s_j, sgn, delta), such as duplicates, are computed once."""
+def quadrature_close_pairs(act, m, s_rows, s_cols, ck_rows, ck_cols, close: ClosePairs,
+                           ntk_before) -> tuple[np.ndarray, np.ndarray | None, ClosePairs]:
+    """The close pairs' CK (and NTK) entries by 2-D quadrature, and their output delta for
+    the next layer. Pairs with the same (s_i, s_j, sgn, delta), such as duplicates, are
+    computed once.
+
+    Args:
+        s_rows, s_cols, ck_rows, ck_cols: scales and E[(sigma - m)^2] of the samples the
+            pairs' i (rows) and j (columns) index.
+        ntk_before: NTK_{l-1} of the pairs, or ``None`` for the CK alone.
+    """
     with_ntk = ntk_before is not None
+    ck = np.empty(close.i.size)
+    ntk = np.empty(close.i.size) if with_ntk else None
     delta_next = np.empty(close.i.size)
     sgn_next = np.empty(close.i.size)
     done: dict[tuple[float, float, float, float], PairMoments] = {}
     for k, (i, j) in enumerate(zip(close.i, close.j, strict=True)):
-        key = (s[i], s[j], close.sgn[k], close.delta[k])
+        key = (s_rows[i], s_cols[j], close.sgn[k], close.delta[k])
         if key not in done:
-            done[key] = pair_moments(act, m, s[i], s[j], close.sgn[k], close.delta[k],
-                                     grad=with_ntk, second_moments=(ck_diag[i], ck_diag[j]))
+            done[key] = pair_moments(act, m, s_rows[i], s_cols[j], close.sgn[k], close.delta[k],
+                                     grad=with_ntk, second_moments=(ck_rows[i], ck_cols[j]))
         pm = done[key]
-        K[i, j] = K[j, i] = pm.ck
+        ck[k] = pm.ck
         if with_ntk:
-            N[i, j] = N[j, i] = pm.ck + pm.sdot * ntk_before[k]
+            ntk[k] = pm.ck + pm.sdot * ntk_before[k]
         delta_next[k], sgn_next[k] = pm.delta, pm.sgn
-    return _ClosePairs(i=close.i, j=close.j, sgn=sgn_next, delta=delta_next)
+    return ck, ntk, ClosePairs(i=close.i, j=close.j, sgn=sgn_next, delta=delta_next)
+
+
+@dataclass(frozen=True, eq=False)
+class LayerTerms:
+    """Per-sample Hermite terms of one layer (``n`` samples, T_0 shared terms).
+
+    Attributes:
+        coef: (n, T + 1) c_k(i) of sigma(s_i .) - m, zeros beyond T_i.
+        deriv: (n, T) d_k(i) = sqrt(k) c_k(i) / s_i, k >= 1 (empty without the NTK).
+        coef_t, deriv_t: (T_0 + 1, n) and (T_0, n): the shared terms, samples contiguous.
+        ck_diag, sdot_diag: (n,) E[(sigma(s_i xi) - m)^2] and E[sigma'(s_i xi)^2].
+    """
+
+    coef: np.ndarray
+    deriv: np.ndarray
+    coef_t: np.ndarray
+    deriv_t: np.ndarray
+    ck_diag: np.ndarray
+    sdot_diag: np.ndarray
+
+
+def layer_terms(act: Activation, s: np.ndarray, m: float, row_terms: np.ndarray, bulk: int,
+                *, ntk: bool) -> LayerTerms:
+    """The :class:`LayerTerms` of samples with scales s, T_i = ``row_terms``, T_0 = ``bulk``."""
+    coef, ck_diag, sdot_diag = _sample_moments(act, s, m, row_terms, grad=ntk)
+    deriv = (np.sqrt(np.arange(1.0, coef.shape[1]))[None, :] * coef[:, 1:] / s[:, None]
+             if ntk else np.empty((0, 0)))
+    return LayerTerms(coef=coef, deriv=deriv, coef_t=np.ascontiguousarray(coef[:, :bulk + 1].T),
+                      deriv_t=np.ascontiguousarray(deriv[:, :bulk].T) if ntk
+                      else np.empty((0, 0)), ck_diag=ck_diag, sdot_diag=sdot_diag)
 
 
 def _sample_moments(act: Activation, s: np.ndarray, m: float, row_terms: np.ndarray, *,
@@ -427,10 +529,17 @@ def _interpolated_moments(act: Activation, s: np.ndarray, m: float, row_terms: n
     t = top * np.arange(1, n_scales + 1) / n_scales
     coef_t, ck_t, sdot_t = _shared_rule_moments(act, t, m, np.full(n_scales, row_terms.max()),
                                                 _PANEL, grad=grad)
-    # Monomial coefficients in s / s_max of every moment, then their values at each s_i.
+    # Monomial coefficients in s / s_max of every moment, then their values at each s_i by
+    # Horner. Not a product: a multithreaded BLAS call here (n x 7 by 7 x T is above OpenBLAS's
+    # threading threshold) leaves OpenBLAS's workers spinning for ~0.1 s on the cores that the
+    # layer update, next, runs on (benchmarks/bench_import.py).
     power = np.linalg.solve(np.vander(t / top, n_scales, increasing=True),
                             np.column_stack([coef_t, ck_t, sdot_t]))
-    moments = np.vander(s / top, n_scales, increasing=True) @ power
+    x = (s / top)[:, None]
+    moments = np.repeat(power[-1][None, :], s.size, axis=0)
+    for d in range(n_scales - 2, -1, -1):
+        moments *= x
+        moments += power[d]
     coef = np.ascontiguousarray(moments[:, :-2])
     coef[np.arange(coef.shape[1])[None, :] > row_terms[:, None]] = 0.0
     # Contiguous like the other paths' moments: the compiled layer update then has one
@@ -626,7 +735,7 @@ def _layer_update(K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_di
     ``with_ntk``). Pairs with |rho| > cap get the bulk value only; the caller overwrites them.
     Only the lower triangles are read and written: row i reads and writes K[i, :i + 1] and
     N[i, :i + 1] alone, so the in-place update is race-free (the upper triangles, written
-    column by column, would cost a cache miss per entry; :func:`_mirror_lower` fills them once
+    column by column, would cost a cache miss per entry; :func:`mirror_lower` fills them once
     at the end).
     """
     n = K.shape[0]
@@ -635,64 +744,91 @@ def _layer_update(K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_di
     for t in numba.prange((n + 1) // 2):
         for side in range(2 if n - 1 - t != t else 1):
             i = t + side * (n - 1 - 2 * t)
-            _layer_row(i, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
-                       sdot_diag, with_ntk, log_tol, cap)
+            _series_row(K, N, i, i, first, s, coef_t, deriv_t, coef, deriv, row_terms, s, coef_t,
+                        deriv_t, coef, deriv, row_terms, with_ntk, log_tol, cap)
+            if with_ntk:
+                N[i, i] = ck_diag[i] + sdot_diag[i] * (K[i, i] if first else N[i, i])
+            K[i, i] = ck_diag[i]
 
 
-# Inlined into the parallel loop: called as a function, its Horner loops ran at half speed
+@numba.njit(parallel=True, cache=True)
+def tile_update(K, N, first, diag_col, s_r, ct_r, dt_r, coef_r, deriv_r, terms_r, s_c, ct_c,
+                 dt_c, coef_c, deriv_c, terms_c, ck_diag_r, sdot_diag_r, with_ntk, log_tol,
+                 cap):
+    """:func:`_layer_update` on a rectangular tile: rows a of K (rows, cols) hold the pairs
+    (row sample a, column sample b), the per-sample arrays come in a row set (``*_r``) and a
+    column set (``*_c``), and ``diag_col[a]`` is the column of the row's own sample, or -1.
+    Every entry of the tile is computed (no triangle), the diagonal ones by quadrature."""
+    for a in numba.prange(K.shape[0]):
+        b = diag_col[a]
+        before = 0.0
+        if b >= 0 and with_ntk:
+            before = K[a, b] if first else N[a, b]
+        _series_row(K, N, a, K.shape[1], first, s_r, ct_r, dt_r, coef_r, deriv_r, terms_r, s_c,
+                    ct_c, dt_c, coef_c, deriv_c, terms_c, with_ntk, log_tol, cap)
+        if b >= 0:
+            if with_ntk:
+                N[a, b] = ck_diag_r[a] + sdot_diag_r[a] * before
+            K[a, b] = ck_diag_r[a]
+
+
+# Inlined into the parallel loops: called as a function, its Horner loops ran at half speed
 # (measured with benchmarks/bench_theory.py).
 @numba.njit(cache=True, error_model="numpy", inline="always")
-def _layer_row(i, K, N, first, s, coef_t, deriv_t, coef, deriv, row_terms, ck_diag,
-               sdot_diag, with_ntk, log_tol, cap):
-    """Row i of :func:`_layer_update`: entries (i, j <= i)."""
-    bulk = coef_t.shape[0] - 1
-    rho = np.empty(i)
-    for j in range(i):
-        rho[j] = K[i, j] / (s[i] * s[j])
+def _series_row(K, N, i, m, first, s_r, ct_r, dt_r, coef_r, deriv_r, terms_r, s_c, ct_c, dt_c,
+                coef_c, deriv_c, terms_c, with_ntk, log_tol, cap):
+    """The Mehler series of row i in place, entries j < m: K[i, j] goes from K_{l-1} to CK_l,
+    N[i, j] from NTK_{l-1} (read from K at the ``first`` layer; N is not read unless
+    ``with_ntk``) to NTK_l, for the row's sample (entry i of the row arrays ``*_r``) and the
+    column's (entry j of the column arrays ``*_c``): s (scales), ct (T_0 + 1, .) and dt
+    (T_0, .) the shared terms, coef (., T + 1) and deriv (., T) all terms, terms the T_i.
+    Whole arrays and indices, not row views: the compiled loops then take K and N not to
+    overlap and vectorise (views made here ran the layer at 2.4x the time)."""
+    bulk = ct_r.shape[0] - 1
+    rho = np.empty(m)
+    for j in range(m):
+        rho[j] = K[i, j] / (s_r[i] * s_c[j])
     # Horner in rho for both series at once: after the k = T_0..1 steps acc_c holds
     # sum_{k=1}^{T_0} c_k(i) c_k(j) rho^(k-1) and acc_d the same sum of d_k(i) d_k(j).
-    acc_c = np.zeros(i)
-    acc_d = np.zeros(i)
+    acc_c = np.zeros(m)
+    acc_d = np.zeros(m)
     for k in range(bulk, 0, -1):
-        ci = coef_t[k, i]
+        ci = ct_r[k, i]
         if with_ntk:
-            di = deriv_t[k - 1, i]
-            for j in range(i):
-                acc_c[j] = acc_c[j] * rho[j] + ci * coef_t[k, j]
-                acc_d[j] = acc_d[j] * rho[j] + di * deriv_t[k - 1, j]
+            di = dt_r[k - 1, i]
+            for j in range(m):
+                acc_c[j] = acc_c[j] * rho[j] + ci * ct_c[k, j]
+                acc_d[j] = acc_d[j] * rho[j] + di * dt_c[k - 1, j]
         else:
-            for j in range(i):
-                acc_c[j] = acc_c[j] * rho[j] + ci * coef_t[k, j]
+            for j in range(m):
+                acc_c[j] = acc_c[j] * rho[j] + ci * ct_c[k, j]
     # Tails: the terms k = T_0 + 1..T_ij of the pairs that need them, rho^T_0 times
     # sum_k c_k(i) c_k(j) rho^(k - 1 - T_0) by Horner.
     reach = math.exp(log_tol / bulk)
-    for j in range(i):
+    for j in range(m):
         r = abs(rho[j])
         if r <= reach or r > cap:
             continue
-        top = min(math.ceil(log_tol / math.log(r)), row_terms[i], row_terms[j])
+        top = min(math.ceil(log_tol / math.log(r)), terms_r[i], terms_c[j])
         tail_c = 0.0
         tail_d = 0.0
         for k in range(top, bulk, -1):
-            tail_c = tail_c * rho[j] + coef[i, k] * coef[j, k]
+            tail_c = tail_c * rho[j] + coef_r[i, k] * coef_c[j, k]
             if with_ntk:
-                tail_d = tail_d * rho[j] + deriv[i, k - 1] * deriv[j, k - 1]
+                tail_d = tail_d * rho[j] + deriv_r[i, k - 1] * deriv_c[j, k - 1]
         power = rho[j] ** bulk
         acc_c[j] += tail_c * power
         acc_d[j] += tail_d * power
-    c0 = coef_t[0, i]
+    c0 = ct_r[0, i]
     if with_ntk:
-        for j in range(i):
-            ck = acc_c[j] * rho[j] + c0 * coef_t[0, j]
+        for j in range(m):
+            ck = acc_c[j] * rho[j] + c0 * ct_c[0, j]
             before = K[i, j] if first else N[i, j]
             K[i, j] = ck
             N[i, j] = ck + acc_d[j] * before
     else:
-        for j in range(i):
-            K[i, j] = acc_c[j] * rho[j] + c0 * coef_t[0, j]
-    if with_ntk:
-        N[i, i] = ck_diag[i] + sdot_diag[i] * (K[i, i] if first else N[i, i])
-    K[i, i] = ck_diag[i]
+        for j in range(m):
+            K[i, j] = acc_c[j] * rho[j] + c0 * ct_c[0, j]
 
 
 # Tiles of the mirror copy: a tile's rows are read and its columns written within cache.
@@ -700,7 +836,7 @@ _TILE = 64
 
 
 @numba.njit(parallel=True, cache=True)
-def _mirror_lower(A):
+def mirror_lower(A):
     """A[j, i] = A[i, j] for i > j, in place: the symmetric matrix of A's lower triangle."""
     n_tiles = (A.shape[0] + _TILE - 1) // _TILE
     # Column tile t costs O(n_tiles - t): pairing t with n_tiles - 1 - t balances the threads.

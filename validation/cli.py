@@ -27,7 +27,8 @@ METHODS = ("auto", "quad", "symbolic", "mpmath")  # ntk.constants.METHODS
 FAMILIES = ("auto", "levels", "symmetric", "binary")  # solvers.ternarize.FAMILIES
 KERNELS = ("ck", "ntk")  # validation.experiments.KERNELS
 REFERENCES = ("exact", "mc")  # validation.experiments.REFERENCES
-SPECTRUM_PATHS = ("auto", "dense", "lanczos")  # validation.experiments.SPECTRUM_PATHS
+SPECTRUM_PATHS = ("auto", "dense", "lanczos", "disk")  # validation.experiments.SPECTRUM_PATHS
+TILE_DTYPES = ("float64", "float32")  # validation.kernel_store.TILE_DTYPES
 
 __all__ = ["main"]
 
@@ -111,7 +112,23 @@ def _spectrum_lines(r) -> list[str]:
         lines.append(f"    {lt:12.6f} {lr:12.6f} {e:10.2e} {a:8.4f}")
     if r.noise is not None:
         lines.append(f"  Monte-Carlo noise (half-split, relative): {100 * r.noise:.3f} %")
+    if r.storage is not None:
+        st = r.storage
+        lines.append(f"  exact kernel in {st['folder']}: {st['tiles']} tiles of {st['tile']} "
+                     f"({st['dtype']}, {st['disk_bytes'] / 1e9:.2f} GB), {st['tiles_computed']} "
+                     f"computed in {st['kernel_seconds']:.1f} s")
+        lines += [f"  damaged tile {m}" for m in st["tiles_damaged"]]
     lines.append(f"  {r.seconds:.2f} s")
+    return lines
+
+
+def _agreement_lines(agreement: dict) -> list[str]:
+    lines = ["real data vs matched GMM, exact kernels' top eigenpairs (rel. err of the GMM "
+             "eigenvalue / alignment):"]
+    lines += [f"    {e:10.2e} {a:8.4f}" for e, a in zip(agreement["eig_rel_err"],
+                                                     agreement["alignment"], strict=True)]
+    lines.append(f"  subspace alignment of the top {len(agreement['alignment'])}: "
+                 f"{agreement['subspace_alignment']:.4f}")
     return lines
 
 
@@ -156,8 +173,9 @@ def _cmd_spectrum(args) -> None:
     acts = network_activations(args.act, args.layers)
     r = spectrum_experiment(acts, args.n, args.p, kernel=args.kernel, reference=args.reference,
                             weights=args.weights, width=args.width, draws=args.draws,
-                            seed=args.seed, progress=_show_progress(args),
-                            data=_data_source(args), path=args.path)
+                            seed=args.seed, k=args.k, progress=_show_progress(args),
+                            data=_data_source(args), path=args.path,
+                            storage=_storage(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -170,7 +188,18 @@ def _cmd_spectrum(args) -> None:
         lines = [_source_line(r.source), "real data:", *lines,
                  "matched GMM (estimated means and covariances, same class counts):",
                  *_spectrum_lines(r.twin)]
+        if r.twin_agreement is not None:
+            lines += _agreement_lines(r.twin_agreement)
     _emit(payload, args.json, lines)
+
+
+def _storage(args) -> dict | None:
+    """Where the disk path puts its tiles: OUT/kernels, with the tile options."""
+    from validation.experiments import storage_options
+
+    return storage_options(Path(args.out) / "kernels" if args.out else None, tile=args.tile,
+                           dtype=args.tile_dtype, workers=args.workers,
+                           scheduler=args.scheduler)
 
 
 def _cmd_convergence(args) -> None:
@@ -179,7 +208,8 @@ def _cmd_convergence(args) -> None:
 
     acts = network_activations(args.act, args.layers)
     r = convergence_experiment(acts, args.ns, kernel=args.kernel, seeds=args.seeds,
-                               progress=_show_progress(args), data=_data_source(args))
+                               progress=_show_progress(args), data=_data_source(args),
+                               storage=_storage(args))
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -711,6 +741,19 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="PATH.npz of features (X, y) used instead of the inputs of --data")
         p.add_argument("--data-dir", default=None, help="folder searched before NTKLC_DATA")
 
+    def tile_args(p):
+        p.add_argument("--tile", type=_positive_int, default=4096,
+                       help="disk path (kernels beyond memory, in OUT/kernels): tile side "
+                            "(default 4096)")
+        p.add_argument("--tile-dtype", choices=TILE_DTYPES, default="float64",
+                       help="disk path: storage of the tiles (default float64)")
+        p.add_argument("--workers", type=_positive_int, default=1,
+                       help="disk path: processes computing tiles (default 1: this process, "
+                            "every core)")
+        p.add_argument("--scheduler", default=None,
+                       help="disk path: dask.distributed scheduler address "
+                            "(tcp://host:8786) computing the tiles instead")
+
     p = sub.add_parser("spectrum", help="equivalent vs exact or Monte-Carlo kernel spectrum")
     network_args(p)
     data_args(p)
@@ -727,8 +770,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", choices=SPECTRUM_PATHS, default="auto",
                    help="dense: every eigenvalue (histogram), O(n^3); lanczos: the top of the "
                         "spectra and the error only, by Lanczos with the equivalent as an "
-                        "operator, one n x n kernel in memory; auto (default): dense up to "
-                        "n = 6400")
+                        "operator, one n x n kernel in memory; disk: lanczos with the exact "
+                        "kernel in tiles in OUT/kernels, none in memory (resumable); auto "
+                        "(default): dense up to n = 6400, lanczos while the kernel fits in "
+                        "memory, disk beyond")
+    p.add_argument("--k", type=_positive_int, default=None,
+                   help="top eigenpairs compared (default 5; 20 on the disk path)")
+    tile_args(p)
     p.set_defaults(func=_cmd_spectrum)
 
     p = sub.add_parser("convergence", help="error of the equivalent vs n, with a fitted slope")
@@ -737,6 +785,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ns", type=_int_list, default=[200, 400, 800, 1600],
                    help="comma list of n (default 200,400,800,1600)")
     p.add_argument("--seeds", type=_positive_int, default=1, help="data draws per n")
+    tile_args(p)
     p.set_defaults(func=_cmd_convergence)
 
     p = sub.add_parser("compress", help="solve the NTK-LC quantized activations, count memory")

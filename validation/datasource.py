@@ -13,10 +13,10 @@ Pipeline, the same for every command (``rmt.estimate`` states the conventions):
 2. preprocess them: minus their mean, divided by their root mean square norm, so that tau0
    estimated on this training set is 1 (``rmt.fit_preprocessing``);
 3. estimate the class means, covariances and T on all of them (``rmt.fit_mixture``);
-4. per seed: a class-balanced sample of n columns without replacement, its statistics against
-   the training estimates (``rmt.sample_statistics``), and its Gaussian twin with the same
-   means, covariances and class counts (``rmt.sample_matched_gmm``), both drawn from
-   ``numpy.random.default_rng(seed)``.
+4. per seed: a class-balanced sample of n columns without replacement (with n the size of the
+   training set: all of it), its statistics against the training estimates
+   (``rmt.sample_statistics``), and its Gaussian twin with the same means, covariances and
+   class counts (``rmt.sample_matched_gmm``), both drawn from ``numpy.random.default_rng(seed)``.
 """
 
 from __future__ import annotations
@@ -239,22 +239,28 @@ class TrainingSet:
 
     def check_size(self, n: int) -> None:
         """Raise the error :meth:`sample` would raise for n, before any work is done."""
-        balanced_indices(self.labels, n, self.classes, 0)
+        self._indices(n, 0)
 
     def sample(self, n: int, seed: int = 0) -> DataSample:
-        """A class-balanced sample of n training columns and its matched-GMM twin.
+        """A class-balanced sample of n training columns and its matched-GMM twin; with n the
+        size of the training set, all of it (grouped by class, its own class counts).
 
         Raises:
             ValueError: n smaller than the number of classes, or a class with fewer samples
                 than its share of n.
         """
         rng = np.random.default_rng(seed)
-        idx = balanced_indices(self.labels, n, self.classes, rng)
+        idx = self._indices(n, rng)
         X, labels = self.X[:, idx], self.labels[idx]
         stats = sample_statistics(X, labels, self.fitted)
         twin = sample_matched_gmm(self.fitted, labels, seed=rng)
         return DataSample(X=X, labels=labels, stats=stats, twin=twin,
                           twin_labels=self.fitted.classes[twin.labels], indices=idx, seed=seed)
+
+    def _indices(self, n: int, rng) -> np.ndarray:
+        if n == self.labels.size:
+            return np.concatenate([np.flatnonzero(self.labels == c) for c in self.classes])
+        return balanced_indices(self.labels, n, self.classes, rng)
 
     def as_dict(self) -> dict:
         return {**self.source.as_dict(), "classes": list(self.classes), "p": self.dim,

@@ -6,8 +6,10 @@ result by ``validation.figures``.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -16,9 +18,16 @@ from ntk.empirical import empirical_kernels
 from ntk.equivalents import ck_coefficients, ck_equivalent, ntk_coefficients, ntk_equivalent
 from ntk.exact import exact_kernels
 from ntk.progress import progress_bar
+from ntk.tiles import kernel_matrix, kernel_plan
 from rmt import gaussian_mixture, rel_spectral_error, sample_gmm, top_eigenpairs
-from rmt.spectral import SpectralComparison, compare_full_spectra, comparison_from_pairs
+from rmt.spectral import (
+    SpectralComparison,
+    compare_full_spectra,
+    comparison_from_pairs,
+    subspace_alignment,
+)
 from validation.datasource import DataSource, TrainingSet
+from validation.kernel_store import tiled_exact_kernels
 
 __all__ = [
     "ConvergenceResult",
@@ -31,14 +40,37 @@ __all__ = [
     "kurtosis_experiment",
     "network_activations",
     "spectrum_experiment",
+    "spectrum_path",
+    "storage_options",
 ]
 
 KERNELS = ("ck", "ntk")
 REFERENCES = ("exact", "mc")
-SPECTRUM_PATHS = ("auto", "dense", "lanczos")
+SPECTRUM_PATHS = ("auto", "dense", "lanczos", "disk")
 #: Largest n for which ``path="auto"`` computes every eigenvalue (the dense path: 48 s and two
 #: n x n arrays at n = 6400, growing like n^3).
 DENSE_SPECTRUM_MAX = 6400
+# Peak resident memory of the in-memory Lanczos path in float64 n x n arrays (measured by
+# /usr/bin/time at n = 25600: 11.0 GB for the CK and the NTK, one kernel and the data), and the
+# share of the machine's memory it may take before "auto" goes to disk.
+_PEAK_KERNELS = {"ck": 2.2, "ntk": 2.2}
+_MEMORY_SHARE = 0.8
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def spectrum_path(path: str, n: int, kernel: str) -> str:
+    """The path ``spectrum_experiment`` takes: ``dense`` up to n = DENSE_SPECTRUM_MAX,
+    ``lanczos`` while its exact kernels fit in 80 % of this machine's memory, ``disk``
+    beyond; a path other than ``auto`` as given."""
+    if path != "auto":
+        return path
+    if n <= DENSE_SPECTRUM_MAX:
+        return "dense"
+    fits = _PEAK_KERNELS[kernel] * 8.0 * n * n <= _MEMORY_SHARE * _physical_memory()
+    return "lanczos" if fits else "disk"
 
 
 def network_activations(acts, layers: int | None = None) -> list:
@@ -81,12 +113,16 @@ class SpectrumResult:
         eigs_theory, eigs_reference: all eigenvalues (n,), ascending; ``None`` on the
             Lanczos path (``path="lanczos"``), which computes only the top of the spectra.
         vectors_reference: (n, 2) top eigenvectors of the reference kernel (each with its
-            largest-magnitude entry positive).
+            largest-magnitude entry positive); (n, max(k, 2)) on the Lanczos and disk paths.
         labels: (n,) classes.
         noise: relative Monte-Carlo noise of the reference (``None`` for exact kernels).
         source: for real data (``data=`` given): the data set, classes, p, training counts
             and seed; ``None`` on the built-in GMM.
         twin: for real data: the same comparison on the sample's matched-GMM twin.
+        twin_agreement: for real data off the dense path: the top-k eigenvalues and
+            eigenvectors of the sample's exact kernel against its twin's (``eig_rel_err``,
+            ``alignment``, ``subspace_alignment``).
+        storage: on the disk path: the tile folder, tile counts, bytes on disk, kernel time.
     """
 
     acts: tuple[str, ...]
@@ -106,6 +142,8 @@ class SpectrumResult:
     seconds: float
     source: dict | None = None
     twin: SpectrumResult | None = None
+    twin_agreement: dict | None = None
+    storage: dict | None = None
 
     def as_dict(self) -> dict:
         """The JSON of ``ntklc spectrum``; on real data the real sample's numbers stay at the
@@ -115,10 +153,18 @@ class SpectrumResult:
             "reference": self.reference, "weights": self.weights, "n": self.n, "p": self.p,
             **self.comparison.as_dict(), "tau0": self.tau0,
             "coefficients": self.coefficients, "mc_noise": self.noise,
-            "path": "dense" if self.eigs_theory is not None else "lanczos",
+            "path": ("dense" if self.eigs_theory is not None
+                     else "lanczos" if self.storage is None else "disk"),
             "seconds": self.seconds,
         }
-        return out if self.twin is None else _with_twin(out, self.source, self.twin.as_dict())
+        if self.storage is not None:
+            out["storage"] = self.storage
+        if self.twin is None:
+            return out
+        out = _with_twin(out, self.source, self.twin.as_dict())
+        if self.twin_agreement is not None:
+            out["real_vs_gmm"] = self.twin_agreement
+        return out
 
 
 def _with_twin(real: dict, source: dict, twin: dict) -> dict:
@@ -134,9 +180,10 @@ def _check_p(p, data) -> None:
 
 def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str = "ck",
                         reference: str = "exact", weights: str = "gaussian",
-                        width: int = 1000, draws: int = 10, seed: int = 0, k: int = 5,
-                        progress: bool = False, data: DataSource | None = None,
-                        path: str = "auto") -> SpectrumResult:
+                        width: int = 1000, draws: int = 10, seed: int = 0,
+                        k: int | None = None, progress: bool = False,
+                        data: DataSource | None = None, path: str = "auto",
+                        storage: dict | None = None) -> SpectrumResult:
     """Compare the equivalent of ``acts`` with the exact or a Monte-Carlo kernel.
 
     Data: the 2-class GMM of spec section 6 (||mu_1 - mu_2|| = 3, t = (-2, 2), identity
@@ -152,7 +199,7 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
         reference: ``exact`` (infinite width, no Monte Carlo) or ``mc`` (finite networks).
         weights, width, draws: weight law, hidden width and draws of the ``mc`` reference.
         seed: seeds the data and the networks.
-        k: number of top eigenpairs compared.
+        k: number of top eigenpairs compared (default 5, 20 on the disk path).
         data: a labelled data set instead of the built-in GMM.
 
     Cost rule (spectra): compute only what is reported or drawn, in float64, once. Each kernel
@@ -171,7 +218,12 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
     computes only the reported numbers, by Lanczos on the equivalent as an operator
     (``operator=True``) and on the reference, with the difference an operator too: one n x n
     kernel in memory (the reference), O(n^2) per product instead of O(n^3) in all, and no
-    histogram (``eigs_*`` are ``None``). "auto" takes "dense" up to n = DENSE_SPECTRUM_MAX.
+    histogram (``eigs_*`` are ``None``). "disk" is "lanczos" with the exact kernel computed in
+    tiles under ``storage`` (:func:`storage_options`: folder, tile, dtype, workers, dask
+    scheduler; ``validation.kernel_store``) and streamed from disk by every product: no n x n
+    array in memory. "auto": :func:`spectrum_path`. On real data the sample's kernel goes to
+    ``<root>/real``, its twin's to ``<root>/gmm``, and the top-k eigenpairs of the two exact
+    kernels are compared too (``SpectrumResult.twin_agreement``).
     """
     start = time.perf_counter()
     _check_p(p, data)
@@ -188,19 +240,47 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
         raise ValueError(f"path must be one of {SPECTRUM_PATHS}, got {path!r}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
+    mode = spectrum_path(path, n, kernel)
+    k = (20 if mode == "disk" else 5) if k is None else k
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if mode == "disk":
+        if reference != "exact":
+            raise ValueError("the disk path stores exact kernels: use reference 'exact'")
+        _need_store(n, storage)
+    else:
+        storage = None
     options = {"kernel": kernel, "reference": reference, "weights": weights, "width": width,
-               "draws": draws, "seed": seed, "k": k, "progress": progress,
-               "lanczos": path == "lanczos" or (path == "auto" and n > DENSE_SPECTRUM_MAX)}
+               "draws": draws, "seed": seed, "k": k, "progress": progress, "mode": mode}
     if data is None:
         g = sample_gmm(gaussian_mixture(p), n, seed=seed)
-        return _spectrum(g.X, g.stats, g.labels, acts, start=start, **options)
+        return _spectrum(g.X, g.stats, g.labels, acts, start=start,
+                         storage=_named(storage, "kernel"), **options)
     training = data.load()
     sample = training.sample(n, seed)
     twin = _spectrum(sample.twin.X, sample.twin.stats, sample.twin_labels, acts,
-                     start=time.perf_counter(), **options)
-    real = _spectrum(sample.X, sample.stats, sample.labels, acts, start=start, **options)
+                     start=time.perf_counter(), storage=_named(storage, "gmm"), **options)
+    real = _spectrum(sample.X, sample.stats, sample.labels, acts, start=start,
+                     storage=_named(storage, "real"), **options)
     return replace(real, source={**training.as_dict(), "seed": seed,
-                                 **assumption_diagnostics(training, sample)}, twin=twin)
+                                 **assumption_diagnostics(training, sample)}, twin=twin,
+                   twin_agreement=_twin_agreement(real, twin) if mode != "dense" else None)
+
+
+def _named(storage: dict | None, name: str) -> dict | None:
+    return None if storage is None else {**storage, "root": storage["root"] / name}
+
+
+def _twin_agreement(real: SpectrumResult, twin: SpectrumResult) -> dict:
+    """The top-k exact eigenpairs of the real sample against its twin's: both have the same
+    class counts in the same column order, so eigenvectors carrying the class structure
+    align where the twin reproduces it."""
+    vals_r, vals_g = real.comparison.top_eigs_reference, twin.comparison.top_eigs_reference
+    k = vals_r.size
+    U, V = real.vectors_reference[:, :k], twin.vectors_reference[:, :k]
+    return {"eig_rel_err": (np.abs(vals_g - vals_r) / np.abs(vals_r)).tolist(),
+            "alignment": np.abs(np.sum(U * V, axis=0)).tolist(),
+            "subspace_alignment": subspace_alignment(U, V)}
 
 
 def assumption_diagnostics(training, sample) -> dict:
@@ -214,19 +294,27 @@ def assumption_diagnostics(training, sample) -> dict:
 
 
 def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draws, seed, k,
-              progress, start, lanczos) -> SpectrumResult:
+              progress, start, mode, storage) -> SpectrumResult:
     """The comparison of ``spectrum_experiment`` on one data matrix X (p, n)."""
     p, n = X.shape
+    lanczos = mode != "dense"
+    stored = None
     coefficients = _coefficients(kernel, acts, stats.tau0)
     # Stages: reference, equivalent, spectra (the Monte-Carlo reference has its own bar).
-    steps = progress_bar(total=3, desc="spectrum", disable=not progress or reference != "exact",
-                         leave=False)
+    # The Monte-Carlo reference and the disk path have bars of their own.
+    steps = progress_bar(total=3, desc="spectrum", leave=False,
+                         disable=not progress or reference != "exact" or storage is not None)
     noise = None
     # The reference first: its construction has the largest working memory, so the
     # equivalent (n x n) is not alive yet at that peak.
-    if reference == "exact":
-        ref = exact_kernels(X, acts, stats.tau0, ntk=kernel == "ntk")
-        ref = ref.ck if kernel == "ck" else ref.ntk
+    if storage is not None:
+        stored = _stored_kernels(X, acts, stats.tau0, kernel, storage, progress)
+        ref = stored.ck if kernel == "ck" else stored.ntk
+        products = progress_bar(desc="products with the stored kernel", unit="vector",
+                                disable=not progress)
+        ref.on_product = products.update
+    elif reference == "exact":
+        ref = _exact_kernel(X, acts, stats.tau0, kernel)
     else:
         emp = empirical_kernels(X, acts, width=width, draws=draws, weights=weights,
                                 seed=seed + 1, tau0=stats.tau0, ntk=kernel == "ntk",
@@ -240,9 +328,10 @@ def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draw
     if lanczos:
         vals_r, vecs_r = top_eigenpairs(ref, max(k, 2))
         vals_t, vecs_t = top_eigenpairs(equivalent, k)
-        comparison = comparison_from_pairs(rel_spectral_error(equivalent, ref), vals_t, vecs_t,
-                                           vals_r[:k], vecs_r[:, :k])
-        vectors = vecs_r[:, :2]
+        # Kernels are positive semi-definite: ||K_ref|| is its top eigenvalue.
+        error = rel_spectral_error(equivalent, ref, ref_norm=vals_r[0])
+        comparison = comparison_from_pairs(error, vals_t, vecs_t, vals_r[:k], vecs_r[:, :k])
+        vectors = vecs_r
         eigs_theory = eigs_reference = None
     else:
         full = compare_full_spectra(equivalent, ref, k=k, vectors=2, overwrite=True)
@@ -251,13 +340,26 @@ def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draw
     del equivalent, ref
     steps.update()
     steps.close()
+    if stored is not None:
+        products.close()
     return SpectrumResult(
         acts=tuple(a.name for a in acts), kernel=kernel, reference=reference, n=n, p=p,
         tau0=stats.tau0, coefficients=coefficients, comparison=comparison,
         eigs_theory=eigs_theory, eigs_reference=eigs_reference,
         vectors_reference=vectors, labels=labels, noise=noise,
         weights=weights if reference == "mc" else "gaussian",
-        seconds=time.perf_counter() - start)
+        seconds=time.perf_counter() - start, storage=_storage_report(stored))
+
+
+def _storage_report(stored) -> dict | None:
+    """What the disk path stored: folder, tiles, bytes, time of the kernel."""
+    if stored is None:
+        return None
+    store = stored.store
+    return {"folder": str(store.root), "tile": store.tile, "dtype": store.meta["dtype"],
+            "tiles": len(store.blocks), "tiles_computed": stored.computed,
+            "tiles_damaged": list(stored.removed), "disk_bytes": store.disk_bytes(),
+            "kernel_seconds": stored.seconds}
 
 
 @dataclass(frozen=True)
@@ -295,34 +397,76 @@ def _check_kernel(kernel: str) -> None:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
-def _equivalent_error(X: np.ndarray, stats, acts, kernel: str) -> float:
+def _equivalent_error(X: np.ndarray, stats, acts, kernel: str, storage: dict | None = None
+                      ) -> float:
     """||K_eq - K||_2 / ||K||_2 against the exact kernel of X (p, n), by Lanczos with the
-    equivalent as an operator: no n x n array besides the exact kernels."""
-    ex = exact_kernels(X, acts, stats.tau0, ntk=kernel == "ntk")
+    equivalent as an operator: no n x n array besides the exact kernels, and none at all with
+    ``storage`` (the exact kernels in tiles on disk, :func:`_stored_kernels`)."""
+    if storage is None:
+        ref = _exact_kernel(X, acts, stats.tau0, kernel)
+    else:
+        stored = _stored_kernels(X, acts, stats.tau0, kernel, storage)
+        ref = stored.ck if kernel == "ck" else stored.ntk
+    equivalent = (ck_equivalent if kernel == "ck" else ntk_equivalent)(X, stats, acts,
+                                                                       operator=True)
+    return rel_spectral_error(equivalent, ref)
+
+
+def _exact_kernel(X, acts, tau0, kernel: str) -> np.ndarray:
+    """The exact CK or NTK of X as one n x n array: the NTK assembled from tiles
+    (``ntk.kernel_matrix``), so that the CK it needs is never held whole beside it."""
     if kernel == "ck":
-        return rel_spectral_error(ck_equivalent(X, stats, acts, operator=True), ex.ck)
-    return rel_spectral_error(ntk_equivalent(X, stats, acts, operator=True), ex.ntk)
+        return exact_kernels(X, acts, tau0, ntk=False).ck
+    return kernel_matrix(X, kernel_plan(X, acts, tau0, ntk=True), "ntk")
 
 
-def convergence_error(acts, n: int, *, kernel: str = "ck", seed: int = 0) -> float:
+def _stored_kernels(X, acts, tau0, kernel, storage, progress=False):
+    """The exact kernels of X in tiles in ``storage["root"]`` (``tiled_exact_kernels``)."""
+    return tiled_exact_kernels(X, acts, storage["root"], tau0=tau0, ntk=kernel == "ntk",
+                               tile=storage["tile"], dtype=storage["dtype"],
+                               workers=storage["workers"], scheduler=storage["scheduler"],
+                               progress=progress)
+
+
+def storage_options(store: str | Path | None, *, tile: int = 4096, dtype: str = "float64",
+                    workers: int = 1, scheduler: str | None = None) -> dict | None:
+    """Where and how the disk path computes its tiles (``None``: no folder given)."""
+    if store is None:
+        return None
+    return {"root": Path(store), "tile": tile, "dtype": dtype, "workers": workers,
+            "scheduler": scheduler}
+
+
+def _need_store(n: int, storage: dict | None) -> None:
+    if storage is None:
+        raise ValueError(f"n = {n}: the exact kernel ({8.0 * n * n / 1e9:.1f} GB in float64) "
+                         "is computed in tiles on disk; give a folder for them (--out)")
+
+
+def convergence_error(acts, n: int, *, kernel: str = "ck", seed: int = 0,
+                      storage: dict | None = None) -> float:
     """Relative spectral error ||K_eq - K||_2 / ||K||_2 of the equivalent against the exact
-    kernel on one GMM draw (spec section 6 mixture, p = n // 2, data seed ``seed``)."""
+    kernel on one GMM draw (spec section 6 mixture, p = n // 2, data seed ``seed``); the
+    exact kernel in tiles on disk with ``storage`` (:func:`storage_options`)."""
     _check_kernel(kernel)
     _check_size(n, n // 2)
     acts = parse_activations(acts)
     g = sample_gmm(gaussian_mixture(n // 2), n, seed=seed)
-    return _equivalent_error(g.X, g.stats, acts, kernel)
+    return _equivalent_error(g.X, g.stats, acts, kernel, storage)
 
 
 def data_convergence_errors(acts, n: int, training: TrainingSet, *, kernel: str = "ck",
-                            seed: int = 0) -> tuple[float, float]:
+                            seed: int = 0, storage: dict | None = None
+                            ) -> tuple[float, float]:
     """``(real, gmm)``: the error of :func:`convergence_error` on a class-balanced sample of n
-    columns of ``training`` (seed ``seed``) and on its matched-GMM twin."""
+    columns of ``training`` (seed ``seed``) and on its matched-GMM twin (tiles in
+    ``storage``'s ``real`` and ``gmm`` folders when given)."""
     _check_kernel(kernel)
     acts = parse_activations(acts)
     sample = training.sample(n, seed)
-    return (_equivalent_error(sample.X, sample.stats, acts, kernel),
-            _equivalent_error(sample.twin.X, sample.twin.stats, acts, kernel))
+    return (_equivalent_error(sample.X, sample.stats, acts, kernel, _named(storage, "real")),
+            _equivalent_error(sample.twin.X, sample.twin.stats, acts, kernel,
+                              _named(storage, "gmm")))
 
 
 def _fit_slope(ns, errors) -> tuple[float, float]:
@@ -332,12 +476,15 @@ def _fit_slope(ns, errors) -> tuple[float, float]:
 
 def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck",
                            seeds: int = 1, progress: bool = False,
-                           data: DataSource | None = None) -> ConvergenceResult:
+                           data: DataSource | None = None,
+                           storage: dict | None = None) -> ConvergenceResult:
     """Error of the equivalent against the exact kernel for each n, with a log-log fit.
 
     Expect a slope near -1/2 (spec section 6). With ``data``: class-balanced samples of a
     labelled data set (seed s for the s-th column of errors) and, in ``result.twin``, their
-    matched-GMM twins; the training set is loaded once.
+    matched-GMM twins; the training set is loaded once. Each exact kernel is in memory while
+    it fits (:func:`spectrum_path`), beyond in tiles under ``storage`` (from
+    :func:`storage_options`; ``<root>/n<n>_seed<s>[/real|/gmm]``), kept for a rerun.
     """
     start = time.perf_counter()
     _check_kernel(kernel)
@@ -350,6 +497,9 @@ def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck"
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)
+    on_disk = {n for n in ns if spectrum_path("auto", n, kernel) == "disk"}
+    for n in on_disk:
+        _need_store(n, storage)
     training = None
     if data is not None:
         training = data.load()
@@ -358,11 +508,12 @@ def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck"
     errors_gmm = np.empty((len(ns), seeds))
     jobs = [(i, n, s) for i, n in enumerate(ns) for s in range(seeds)]
     for i, n, s in progress_bar(jobs, desc="convergence", disable=not progress, leave=False):
+        where = _named(storage, f"n{n}_seed{s}") if n in on_disk else None
         if training is None:
-            errors[i, s] = convergence_error(acts, n, kernel=kernel, seed=s)
+            errors[i, s] = convergence_error(acts, n, kernel=kernel, seed=s, storage=where)
         else:
-            errors[i, s], errors_gmm[i, s] = data_convergence_errors(acts, n, training,
-                                                                     kernel=kernel, seed=s)
+            errors[i, s], errors_gmm[i, s] = data_convergence_errors(
+                acts, n, training, kernel=kernel, seed=s, storage=where)
     names = tuple(a.name for a in acts)
     twin = None
     source = None if training is None else {**training.as_dict(), "seeds": list(range(seeds))}

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from validation.report.style import (
+    PALETTE,
     color,
     linear_ticks,
     log_axis,
@@ -38,6 +39,10 @@ _REFERENCE_GREY = "0.75"
 #: Bins of the eigenvalue histograms: enough to show the bulk's shape, few enough that
 #: several overlaid step outlines stay apart at column width.
 _BINS = 40
+# Samples drawn in the eigenvector panel: enough to show each class's cloud, few enough that
+# the clouds do not merge into one blot (n = 60000 did).
+_SCATTER_MAX = 4000
+_CLASS_COLORS = (*PALETTE, "#882255", "#999933")
 
 
 def _network(acts) -> str:
@@ -124,10 +129,7 @@ def _draw_spectrum(result) -> Figure:
     ax_h.set_title(f"{_network(result.acts)} {result.kernel.upper()}, "
                    f"n = {result.n}, p = {result.p}")
 
-    for i, a in enumerate(np.unique(result.labels)):
-        sel = result.labels == a
-        ax_v.plot(result.vectors_reference[sel, 0], result.vectors_reference[sel, 1], "o",
-                  ms=2, mew=0, color=color(i), alpha=0.7, label=f"class {a}")
+    _eigenvector_scatter(ax_v, result)
     # Eigenvector entries are ~ 1/sqrt(n): with matplotlib's default seven or more ticks their
     # labels (-0.075, -0.050, ...) ran into each other; at most five intervals on round steps
     # leave room at column width.
@@ -135,7 +137,9 @@ def _draw_spectrum(result) -> Figure:
         axis.set_major_locator(linear_ticks(5))
     ax_v.set_xlabel("entry in top eigenvector $u_1$")
     ax_v.set_ylabel("entry in second eigenvector $u_2$")
-    ax_v.set_title(f"samples in the top eigenvectors ({reference} kernel)")
+    shown = min(result.n, _SCATTER_MAX)
+    ax_v.set_title(f"samples in the top eigenvectors ({reference} kernel)" if shown == result.n
+                   else f"{shown} of the {result.n} samples in the top eigenvectors")
     # One legend row under both panels: inside the histogram the marked eigenvalues run the
     # full height at both ends of the spectrum, so no corner is free.
     handles, labels = [], []
@@ -143,9 +147,27 @@ def _draw_spectrum(result) -> Figure:
         h, lab = ax.get_legend_handles_labels()
         handles += h
         labels += lab
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels),
-               markerscale=2.5)
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 6))
     return fig
+
+
+def _eigenvector_scatter(ax, result) -> None:
+    """Each sample's entries in the top two eigenvectors, coloured by class: at most
+    ``_SCATTER_MAX`` samples (a fixed random subset), drawn in random order so that no class
+    hides the others, with one legend entry per class."""
+    classes, index = np.unique(result.labels, return_inverse=True)
+    order = np.random.default_rng(0).permutation(result.n)[:_SCATTER_MAX]
+    vectors = result.vectors_reference
+    ax.scatter(vectors[order, 0], vectors[order, 1], s=4, linewidths=0, alpha=0.7,
+               c=[_class_color(i) for i in index[order]])
+    for i, a in enumerate(classes):
+        ax.plot([], [], "o", ms=5, mew=0, color=_class_color(i), alpha=0.7, label=f"class {a}")
+
+
+def _class_color(i: int) -> str:
+    """Ten distinct colours for class labels (the palette's eight, then two of Paul Tol's
+    muted scheme), cycling beyond."""
+    return _CLASS_COLORS[i % len(_CLASS_COLORS)]
 
 
 def plot_spectrum(result, path: str | Path, command: str | None = None) -> Path:

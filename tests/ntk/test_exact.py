@@ -272,3 +272,19 @@ def test_blocked_gram_gives_the_same_kernels(monkeypatch):
     blocked = exact_kernels(X, ["relu", "tanh"])
     for a, b in ((whole.ck, blocked.ck), (whole.ntk, blocked.ntk)):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-14 * np.abs(a).max())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gram_bands_on_threads_equal_the_product(threads, monkeypatch):
+    """X^T X in one band per BLAS thread (single-threaded BLAS on Python threads) and a tile's
+    X_I^T X_J equal NumPy's product to rounding, whatever the thread count and blocking."""
+    import ntk.exact
+
+    X = np.random.default_rng(5).standard_normal((30, 257))
+    monkeypatch.setattr(ntk.exact, "_blas_threads", lambda: threads)
+    monkeypatch.setattr(ntk.exact, "_GRAM_BLOCK", 50)
+    K = ntk.exact._lower_gram(X)
+    G = X.T @ X
+    np.testing.assert_allclose(np.tril(K), np.tril(G), rtol=0, atol=1e-13 * np.abs(G).max())
+    cross = ntk.exact.cross_products(X[:, :100], X[:, 90:])
+    np.testing.assert_allclose(cross, G[:100, 90:], rtol=0, atol=1e-13 * np.abs(G).max())

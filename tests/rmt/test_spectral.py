@@ -117,3 +117,13 @@ def test_small_operators_and_bad_sizes():
     np.testing.assert_allclose(top_eigenpairs(op, 3)[0], top_eigenpairs(K, 3)[0], rtol=1e-12)
     with pytest.raises(ValueError, match="square"):
         rel_spectral_error(aslinearoperator(np.ones((3, 4))), K[:3, :3])
+
+
+def test_known_reference_norm_gives_the_same_error():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((50, 50))
+    A = A @ A.T
+    B = A + 0.1 * np.diag(rng.standard_normal(50))
+    top = np.linalg.eigvalsh(A)[-1]
+    assert rel_spectral_error(B, A, ref_norm=top) == pytest.approx(rel_spectral_error(B, A),
+                                                                  rel=1e-12)

@@ -31,10 +31,12 @@ def test_parser_choices_are_the_library_ones():
     # The parser spells its choices out so that it imports nothing heavy (fast start-up).
     from ntk.constants import METHODS
     from solvers.ternarize import FAMILIES
-    from validation import cli, experiments
+    from validation import cli, experiments, kernel_store
 
     assert cli.METHODS == METHODS and cli.FAMILIES == FAMILIES
     assert cli.KERNELS == experiments.KERNELS and cli.REFERENCES == experiments.REFERENCES
+    assert cli.SPECTRUM_PATHS == experiments.SPECTRUM_PATHS
+    assert cli.TILE_DTYPES == kernel_store.TILE_DTYPES
 
 
 def test_spectrum_json_and_figure(capsys, tmp_path):

@@ -113,6 +113,22 @@ def test_training_set_and_sample(gmm_npz):
     assert not np.array_equal(training.sample(51, seed=5).indices, s.indices)
 
 
+def test_the_whole_unbalanced_training_set(gmm_npz, tmp_path):
+    """n = the training set's size takes every column once, grouped by class, whatever the
+    class counts; one fewer must be class-balanced and cannot be."""
+    with np.load(gmm_npz) as f:
+        X, y = f["X"], f["y"]
+    keep = (y != 7) | (np.cumsum(y == 7) <= 150)  # 150 of class 7, 200 of class 2
+    training = DataSource(_write(tmp_path / "u.npz", X=X[keep], y=y[keep]),
+                          classes=(7, 2)).load()
+    whole = training.sample(350, seed=0)
+    np.testing.assert_array_equal(whole.labels, np.repeat([7, 2], [150, 200]))
+    np.testing.assert_array_equal(np.sort(whole.indices), np.arange(350))
+    assert np.bincount(whole.twin_labels, minlength=8)[[7, 2]].tolist() == [150, 200]
+    with pytest.raises(ValueError, match="class-balanced sample of n=349"):
+        training.check_size(349)
+
+
 def test_source_errors(gmm_npz, tmp_path):
     with pytest.raises(ValueError, match="class 3 is not in"):
         DataSource(str(gmm_npz), classes=(2, 3)).load()

@@ -3,8 +3,8 @@
 An entry is ``<root>/<experiment>/<key>.json`` holding the task (experiment, code version,
 parameters, seed), its outcome (``status`` ``ok`` with ``metrics``, or ``failed`` with
 ``error``), wall time, worker, and ``checksum``: the SHA-256 of the rest in canonical JSON.
-It is written to a temporary file in the same folder, flushed to disk, then renamed over the
-target, so a reader sees the old entry, the new one, or none, never half of one. A truncated
+It is written atomically (``validation.atomic``), so a reader sees the old entry, the new one,
+or none, never half of one. A truncated
 or garbled entry (a crash of the disk, an editor, a copy) fails the parse or the checksum and
 is reported and recomputed, never read as a result.
 """
@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from validation.atomic import atomic_write
 from validation.sweeps.spec import Task
 
 __all__ = ["CorruptEntryError", "TaskCache"]
@@ -84,14 +83,5 @@ class TaskCache:
         text = json.dumps({**entry, "checksum": _checksum(entry)}, indent=1, sort_keys=True)
         path = self.path(task)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, (text + "\n").encode())
         return entry
