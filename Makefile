@@ -9,7 +9,7 @@ endif
 # Two cores on CI; keep BLAS and Numba from oversubscribing them.
 export NUMBA_NUM_THREADS ?= 2
 
-.PHONY: demo test test-all lint bench reproduce clean
+.PHONY: demo test test-all lint bench reproduce docs clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-all: $(BIN)/activate
 lint: $(BIN)/activate
 	$(BIN)/ruff check .
 
+# The documentation site (Sphinx) in docs/_build/html, warnings as errors.
+docs: $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[docs]'
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py
 	$(BIN)/python benchmarks/bench_exact.py
@@ -50,4 +55,4 @@ bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
-	rm -rf $(VENV) demo-output reproduction runs .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-output reproduction runs .pytest_cache .hypothesis docs/_build docs/api
