@@ -14,7 +14,7 @@ Rows:
   3. the global-average-pooling readout (every position pair) at n = 64 on 14 x 14 images.
   4. optional: neural-tangents (``stax``, float64, ``nt.batch`` 8, warm) on the inputs of rows
      1 and 3, when ``--neural-tangents PYTHON`` names an interpreter with neural-tangents and
-     jax installed (its own environment: see the README), and the agreement of the kernels;
+     jax installed (its own environment: see docs/cnn.md), and the agreement of the kernels;
      and their agreement on 4 random 2-channel 6 x 6 images (one an exact copy, one a
      near-copy) for relu, erf, gelu and sign (CK only), 1 and 2 layers, every padding, both
      readouts, with and without pooling after layer 1.

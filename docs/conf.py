@@ -8,6 +8,7 @@ sys.path.insert(0, str(ROOT))
 
 project = "ntklc"
 author = "the ntklc authors"
+copyright = "2026, the ntklc authors"
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",

@@ -231,7 +231,7 @@ def _batch_parallel(fn, n: int) -> None:
     tiny per-sample GEMMs and also prange loops, whose thread pool competes with OpenBLAS's.
     OpenBLAS's idle workers still spin after every threaded product elsewhere in the model
     (e.g. a dense layer) and take a core from these threads unless ``OPENBLAS_THREAD_TIMEOUT``
-    is small: the ``ntklc`` command sets it to 4 before NumPy loads (see the README).
+    is small: the ``ntklc`` command sets it to 4 before NumPy loads (see docs/speed.md).
     """
     workers = min(numba.get_num_threads(), n)
     if workers <= 1:

@@ -1,4 +1,4 @@
-"""The property-testing kit as a user meets it: the README's example file runs as written and
+"""The property-testing kit as a user meets it: the kit page's example file runs as written and
 fails with a shrunk counterexample, and the kit imports from the installed package alone."""
 
 import os
@@ -15,10 +15,10 @@ def _clean_env() -> dict:
             if k not in ("PYTHONPATH", "NTKLC_HYPOTHESIS_PROFILE")}
 
 
-def test_readme_example_runs_as_written(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    block = re.search(r"<!-- kit-example -->\n```python\n(.*?)```", readme, re.S)
-    assert block, "README: no ```python block after <!-- kit-example -->"
+def test_kit_page_example_runs_as_written(tmp_path):
+    page = (ROOT / "docs" / "kit.md").read_text()
+    block = re.search(r"<!-- kit-example -->\n```python\n(.*?)```", page, re.S)
+    assert block, "docs/kit.md: no ```python block after <!-- kit-example -->"
     (tmp_path / "test_my_knapsack.py").write_text(block.group(1))
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "test_my_knapsack.py"], cwd=tmp_path, env=_clean_env(),
