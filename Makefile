@@ -25,14 +25,17 @@ reproduce: $(BIN)/activate
 
 test: $(BIN)/activate
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-all: $(BIN)/activate
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m ''
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The documentation site (Sphinx) in docs/_build/html, warnings as errors.
 docs: $(BIN)/activate
