@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -56,6 +56,7 @@ from ntk.cnn_maps import (
 from ntk.constants import tau_chain
 from ntk.progress import progress_bar
 from ntk.step_kernels import step_levels
+from ntk.tiles import sample_indices
 
 __all__ = ["CNNKernels", "CNNPlan", "cnn_kernels", "cnn_plan", "compute_kernels"]
 
@@ -184,9 +185,7 @@ class CNNPlan:
     def tile(self, rows, cols) -> tuple[np.ndarray, np.ndarray | None]:
         """The block (rows, cols) of the CK and the NTK (``None`` without it), each
         (len(rows), len(cols)); rows and cols are image indices (arrays or slices)."""
-        n = self.n
-        rows = np.arange(n)[rows] if isinstance(rows, slice) else np.asarray(rows, np.int64)
-        cols = np.arange(n)[cols] if isinstance(cols, slice) else np.asarray(cols, np.int64)
+        rows, cols = sample_indices(self.n, rows), sample_indices(self.n, cols)
         ii = np.repeat(rows, cols.size)
         jj = np.tile(cols, rows.size)
         ck = np.empty(ii.size)
@@ -230,16 +229,13 @@ def cnn_plan(images, acts: str | Sequence[str | Activation | Callable], *,
         m = _centring(centring, layers, tau0)
         return [_layer_map(act, m_l, tol, ntk) for act, m_l in zip(layers, m, strict=True)], m
 
-    options = {"filter_size": filter_size, "padding": padding, "pool": tuple(pool),
-               "readout": readout, "ntk": ntk,
-               "centring": centring if isinstance(centring, bool) else tuple(centring),
-               "tol": tol, "memory": memory}
-    plan = _prepared(images, acts, maps, **{k: options[k] for k in
-                                            ("filter_size", "padding", "pool", "readout", "ntk",
-                                             "memory")})
-    names = [a.name for a in plan.layers]
-    return CNNPlan(engine=plan.engine, maps=plan.maps, centring=plan.centring, tau0=plan.tau0,
-                   layers=plan.layers, arguments=(plan.engine.x, names, options))
+    architecture = {"filter_size": filter_size, "padding": padding, "pool": tuple(pool),
+                    "readout": readout, "ntk": ntk, "memory": memory}
+    plan = _prepared(images, acts, maps, **architecture)
+    # What rebuilds the plan elsewhere (activations by name: __reduce__).
+    options = {**architecture, "tol": tol,
+               "centring": centring if isinstance(centring, bool) else tuple(centring)}
+    return replace(plan, arguments=(plan.engine.x, [a.name for a in plan.layers], options))
 
 
 def compute_kernels(images, acts, make_maps: Callable, *, filter_size: int, padding: str,

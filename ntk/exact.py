@@ -161,7 +161,8 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
             close = data_close_pairs(X, X, i, j, rho)
         else:
             close = hidden_close_pairs(i, j, rho, K.shape[0], close)
-        bulk = bulk_terms(_grid_correlations(K, s), tol)
+        grid = sample_grid(K.shape[0])
+        bulk = bulk_terms(grid_correlations(K[np.ix_(grid, grid)], s, grid), tol)
         with np.errstate(divide="ignore"):
             need = np.where(best > 0, np.ceil(math.log(tol) / np.log(best)), 1.0)
         row_terms = np.clip(need, bulk, MAX_TERMS).astype(np.int64)
@@ -328,10 +329,10 @@ def sample_grid(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, min(n, _GRID)).round().astype(np.int64))
 
 
-def _grid_correlations(K: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """|rho_ij| of the pairs i > j of :func:`sample_grid`, from the lower triangle of K."""
-    grid = sample_grid(K.shape[0])
-    rho = np.abs(K[np.ix_(grid, grid)]) / (s[grid, None] * s[None, grid])
+def grid_correlations(K_grid: np.ndarray, s: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """|rho_ij| of the pairs i > j of the grid, from K_grid = K[grid][:, grid] (its lower
+    triangle is enough) and the scales s of all samples."""
+    rho = np.abs(K_grid) / (s[grid, None] * s[None, grid])
     return rho[grid[:, None] > grid[None, :]]
 
 

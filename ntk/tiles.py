@@ -43,6 +43,7 @@ from ntk.exact import (
     checked_tau0,
     cross_products,
     data_close_pairs,
+    grid_correlations,
     hidden_close_pairs,
     layer_terms,
     mirror_lower,
@@ -52,7 +53,7 @@ from ntk.exact import (
 )
 
 __all__ = ["FullyConnectedTiles", "KernelPlan", "check_portable", "kernel_matrix",
-           "kernel_plan", "kernel_tile"]
+           "kernel_plan", "kernel_tile", "sample_indices"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,16 +87,6 @@ class KernelPlan:
         # worker process or a dask worker, when its activations are catalogue names.
         return (_plan_from_names, ([a.name for a in self.acts], self.m, self.scales, self.terms,
                                    self.bulk, self.tau0, self.tol, self.ntk))
-
-    def check_portable(self) -> None:
-        """Raise ValueError unless the plan can be sent to another process."""
-        check_portable(self.acts)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the plan's arrays (what each worker holds)."""
-        return self.scales.nbytes + sum(a.nbytes for t in self.terms
-                                        for a in (t.coef, t.deriv, t.coef_t, t.deriv_t))
 
 
 def check_portable(acts: Sequence[Activation]) -> None:
@@ -137,6 +128,11 @@ class FullyConnectedTiles:
         return kernel_tile(self.X, self.plan, rows, cols)
 
 
+def sample_indices(n: int, index) -> np.ndarray:
+    """The int64 sample indices of a tile side given as a slice of range(n) or as indices."""
+    return np.arange(n)[index] if isinstance(index, slice) else np.asarray(index, np.int64)
+
+
 def _plan_from_names(names, *fields) -> KernelPlan:
     return KernelPlan(tuple(activation(name) for name in names), *fields)
 
@@ -169,8 +165,7 @@ def kernel_plan(X: np.ndarray, acts: str | Sequence[str | Activation | Callable]
         s = checked_scales(diag, layer)
         # The sampled pairs at this layer's input: the grid's tile of the layers so far.
         K = kernel_tile(X, plan, grid, grid, ntk=False)[0]
-        rho = np.abs(K) / (s[grid, None] * s[None, grid])
-        bulk = bulk_terms(rho[grid[:, None] > grid[None, :]], tol)
+        bulk = bulk_terms(grid_correlations(K, s, grid), tol)
         terms = layer_terms(act, s, const.m0, row_terms, bulk, ntk=ntk)
         plan = KernelPlan(acts=plan.acts, m=plan.m, scales=np.vstack([plan.scales, s]),
                           terms=(*plan.terms, terms), bulk=(*plan.bulk, bulk), tau0=tau0,
@@ -194,9 +189,7 @@ def kernel_tile(X: np.ndarray, plan: KernelPlan, rows, cols, *, ntk: bool | None
         when not computed. Cost O(|I| |J| (p + sum_l T_0,l)) plus ~2 ms per pair closer than
         the series' reach (near-duplicates).
     """
-    n = plan.n
-    rows = np.arange(n)[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
-    cols = np.arange(n)[cols] if isinstance(cols, slice) else np.asarray(cols, dtype=np.int64)
+    rows, cols = sample_indices(plan.n, rows), sample_indices(plan.n, cols)
     with_ntk = plan.ntk if ntk is None else ntk
     if with_ntk and not plan.ntk:
         raise ValueError("this plan was made without the NTK")

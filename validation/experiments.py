@@ -53,7 +53,7 @@ DENSE_SPECTRUM_MAX = 6400
 # Peak resident memory of the in-memory Lanczos path in float64 n x n arrays (measured by
 # /usr/bin/time at n = 25600: 11.0 GB for the CK and the NTK, one kernel and the data), and the
 # share of the machine's memory it may take before "auto" goes to disk.
-_PEAK_KERNELS = {"ck": 2.2, "ntk": 2.2}
+_PEAK_KERNEL_ARRAYS = 2.2
 _MEMORY_SHARE = 0.8
 
 
@@ -61,7 +61,7 @@ def _physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def spectrum_path(path: str, n: int, kernel: str) -> str:
+def spectrum_path(path: str, n: int) -> str:
     """The path ``spectrum_experiment`` takes: ``dense`` up to n = DENSE_SPECTRUM_MAX,
     ``lanczos`` while its exact kernels fit in 80 % of this machine's memory, ``disk``
     beyond; a path other than ``auto`` as given."""
@@ -69,7 +69,7 @@ def spectrum_path(path: str, n: int, kernel: str) -> str:
         return path
     if n <= DENSE_SPECTRUM_MAX:
         return "dense"
-    fits = _PEAK_KERNELS[kernel] * 8.0 * n * n <= _MEMORY_SHARE * _physical_memory()
+    fits = _PEAK_KERNEL_ARRAYS * 8.0 * n * n <= _MEMORY_SHARE * _physical_memory()
     return "lanczos" if fits else "disk"
 
 
@@ -240,7 +240,7 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
         raise ValueError(f"path must be one of {SPECTRUM_PATHS}, got {path!r}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
-    mode = spectrum_path(path, n, kernel)
+    mode = spectrum_path(path, n)
     k = (20 if mode == "disk" else 5) if k is None else k
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -497,7 +497,7 @@ def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck"
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)
-    on_disk = {n for n in ns if spectrum_path("auto", n, kernel) == "disk"}
+    on_disk = {n for n in ns if spectrum_path("auto", n) == "disk"}
     for n in on_disk:
         _need_store(n, storage)
     training = None

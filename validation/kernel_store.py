@@ -93,9 +93,10 @@ class KernelStore:
                 found = json.loads(path.read_text())
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise ValueError(f"{path}: not a kernel store's meta.json ({exc})") from None
-            if found != json.loads(json.dumps(meta)):
-                differ = sorted(k for k in set(found) | set(meta)
-                                if found.get(k) != json.loads(json.dumps(meta)).get(k))
+            expected = json.loads(json.dumps(meta))  # as read back (tuples become lists)
+            if found != expected:
+                differ = sorted(k for k in set(found) | set(expected)
+                                if found.get(k) != expected.get(k))
                 raise ValueError(f"{root} holds the tiles of another kernel (different "
                                  f"{', '.join(differ)}); give another folder or remove it")
         else:
@@ -119,6 +120,10 @@ class KernelStore:
 
     def span(self, block: int) -> slice:
         return slice(block * self.tile, min(self.n, (block + 1) * self.tile))
+
+    def size(self, block: int) -> int:
+        """The number of samples in :meth:`span`."""
+        return min(self.n, (block + 1) * self.tile) - block * self.tile
 
     def tiles(self) -> dict[tuple[str, int, int], Path]:
         """The stored tiles by (kernel, I, J), unverified."""
@@ -148,7 +153,7 @@ class KernelStore:
             else:
                 try:
                     tile = np.load(path, mmap_mode="r")
-                    shape = (len(range(self.n)[self.span(i)]), len(range(self.n)[self.span(j)]))
+                    shape = (self.size(i), self.size(j))
                     if tile.shape != shape or tile.dtype != np.dtype(self.meta["dtype"]):
                         problem = f"shape {tile.shape} {tile.dtype}, expected {shape}"
                     del tile
@@ -271,7 +276,7 @@ def tiled_exact_kernels(X: np.ndarray, acts, root: str | Path, *, tau0: float | 
     meta = {"network": "fully connected", "activations": [a.name for a in plan.acts],
             "tau0": plan.tau0, "tol": tol, "data_sha256": data_fingerprint(X)}
     if workers > 1 or scheduler is not None:
-        plan.check_portable()
+        check_portable(plan.acts)
     return tiled_kernels(FullyConnectedTiles(X, plan), root, meta, tile=tile, dtype=dtype,
                          workers=workers, scheduler=scheduler, progress=progress)
 
@@ -361,9 +366,7 @@ def tiled_kernels(source, root: str | Path, meta: dict, *, tile: int = 4096,
 def _check_disk(store: KernelStore, todo, kernels: int) -> None:
     """Refuse to start what the disk cannot hold."""
     itemsize = np.dtype(store.meta["dtype"]).itemsize
-    n = store.n
-    need = kernels * itemsize * sum(len(range(n)[store.span(i)]) * len(range(n)[store.span(j)])
-                                    for i, j in todo)
+    need = kernels * itemsize * sum(store.size(i) * store.size(j) for i, j in todo)
     free = shutil.disk_usage(store.root).free
     if need > free:
         raise ValueError(f"{store.root}: the missing tiles need {need / 1e9:.1f} GB, the disk "

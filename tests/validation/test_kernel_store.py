@@ -1,16 +1,14 @@
 """Exact kernels in tiles on disk (validation.kernel_store): equal to the whole-matrix kernels,
 atomic and resumable, and the same on a process pool and a dask cluster."""
 
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from interrupt import kill_mid_run
 
 from ntk.exact import exact_kernels
 from rmt import gaussian_mixture, rel_spectral_error, sample_gmm, top_eigenpairs
@@ -139,13 +137,8 @@ def test_kill_and_resume(tmp_path):
         r = tiled_exact_kernels(X, ["tanh", "tanh"], {str(tmp_path)!r}, tile=100)
         print(r.computed)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(tmp_path.glob("ck_*.npy"))) < 5:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_mid_run([sys.executable, "-c", script],
+                 lambda: len(list(tmp_path.glob("ck_*.npy"))) >= 5)
     before = {p.name: p.stat().st_ino for p in tmp_path.glob("ck_*.npy")}
     total = 24 * 25 // 2
     assert 5 <= len(before) < total, "the kill should land mid-run"

@@ -71,10 +71,10 @@ def test_disk_path_needs_a_folder_and_the_exact_reference():
 
 def test_auto_path_follows_the_memory(monkeypatch):
     monkeypatch.setattr(experiments, "_physical_memory", lambda: 24 * 2**30)
-    assert spectrum_path("auto", 6400, "ck") == "dense"
-    assert spectrum_path("auto", 25600, "ntk") == "lanczos"
-    assert spectrum_path("auto", 60000, "ck") == "disk"
-    assert spectrum_path("lanczos", 60000, "ck") == "lanczos"
+    assert spectrum_path("auto", 6400) == "dense"
+    assert spectrum_path("auto", 25600) == "lanczos"
+    assert spectrum_path("auto", 60000) == "disk"
+    assert spectrum_path("lanczos", 60000) == "lanczos"
 
 
 def test_convergence_goes_to_disk_beyond_memory(monkeypatch, tmp_path):

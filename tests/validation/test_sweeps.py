@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from interrupt import kill_mid_run
 
 from validation.cli import main
 from validation.report.plot import plot_results
@@ -90,15 +91,9 @@ def test_results_files_agree(reference):
 def test_kill_and_resume(reference, tmp_path):
     """SIGKILL a sweep mid-run; the rerun recomputes exactly the tasks not yet cached."""
     cache = tmp_path / "cache" / "spectrum"
-    proc = subprocess.Popen([sys.executable, "-m", "validation.cli", "sweep", str(SMOKE),
-                             "--out", str(tmp_path), "--workers", "2", "--no-progress"],
-                            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and len(list(cache.glob("*.json"))) < 3:
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_mid_run([sys.executable, "-m", "validation.cli", "sweep", str(SMOKE), "--out",
+                  str(tmp_path), "--workers", "2", "--no-progress"],
+                 lambda: len(list(cache.glob("*.json"))) >= 3)
     before = {p.name: p.stat().st_ino for p in cache.glob("*.json")}
     total = len(reference.rows)
     assert 3 <= len(before) < total, "the kill should land mid-sweep"
