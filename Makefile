@@ -9,7 +9,7 @@ endif
 # Two cores on CI; keep BLAS and Numba from oversubscribing them.
 export NUMBA_NUM_THREADS ?= 2
 
-.PHONY: demo test test-all lint bench reproduce docs clean
+.PHONY: demo test test-all lint bench reproduce docs figures clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ lint: $(BIN)/activate
 docs: $(BIN)/activate
 	$(BIN)/pip install --quiet -e '.[docs]'
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+# Every figure of the documentation redrawn at quick sizes, into docs/_build/figures
+# (python docs/make_figures.py --full: the pages' sizes, into docs/).
+figures: $(BIN)/activate
+	$(BIN)/python docs/make_figures.py
 
 bench: $(BIN)/activate
 	$(BIN)/python benchmarks/bench_theory.py

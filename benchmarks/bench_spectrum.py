@@ -36,7 +36,7 @@ from rmt.spectral import compare_full_spectra
 # (ru_maxrss of a forked child also counts the parent's resident memory at the fork).
 _CHILD = """
 import json, sys, time
-from validation.experiments import spectrum_experiment
+from validation.experiments.spectra import spectrum_experiment
 start = time.perf_counter()
 spectrum_experiment(["relu"], int(sys.argv[1]))
 seconds = time.perf_counter() - start

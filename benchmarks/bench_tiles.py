@@ -28,12 +28,12 @@ from _machine import best_time, cpu_name
 from ntk.exact import exact_kernels
 from ntk.tiles import kernel_plan, kernel_tile
 from rmt import gaussian_mixture, sample_gmm
-from validation.kernel_store import tiled_exact_kernels
+from validation.data.kernel_store import tiled_exact_kernels
 
 
 def data(n: int, data_dir) -> tuple[np.ndarray, str]:
     try:
-        from validation.datasource import DataSource
+        from validation.data.datasource import DataSource
 
         training = DataSource("mnist", data_dir=data_dir).load()
         return training.sample(n, 0).X, "MNIST"

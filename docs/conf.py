@@ -1,5 +1,6 @@
 """Sphinx configuration of the ntklc documentation (``make docs``)."""
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,22 +37,45 @@ PACKAGES = {
     "ntk": "activations, constants, kernels and their equivalents",
     "solvers": "NTK-LC, knapsack, rank, entropy coding, curvature",
     "nets": "training engine, ternary and quantized networks, data",
-    "validation": "experiments, sweeps, figures, the property-testing kit",
+    "validation": "the most used names of the subpackages below",
+    "validation.experiments": "experiments and the registry of sweep tasks",
+    "validation.data": "data sources, atomic files, kernels stored as tiles",
+    "validation.sweeps": "grids of tasks on processes or dask, cached",
+    "validation.report": "figure style, studies, plots, the reproduction report",
+    "validation.kit.strategies": "Hypothesis strategies of the property-testing kit",
+    "validation.kit.oracles": "slow, trustworthy references of the kit",
+    "validation.kit.checks": "ready-made property checks of the kit",
 }
 
 
 def write_api_pages(folder: Path) -> None:
-    """One autosummary page per package in ``folder``, listing its ``__all__``."""
+    """One autosummary page per package (or module) in ``folder``, listing its ``__all__``."""
     import importlib
 
-    folder.mkdir(exist_ok=True)
+    # Generated each build (git ignores it): a page left from a name no longer exported
+    # would be an orphan, which -W turns into an error.
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
     for name, summary in PACKAGES.items():
         module = importlib.import_module(name)
         lines = [f"``{name}``: {summary}", "=" * (len(name) + 6 + len(summary)), "",
-                 f".. automodule:: {name}", "", f".. currentmodule:: {name}", "",
-                 ".. autosummary::", "   :toctree: generated", ""]
-        lines += [f"   {export}" for export in sorted(module.__all__)]
+                 f".. automodule:: {name}", ""]
+        if name == "validation":
+            # Its names are documented once, on their subpackages' pages (a second page
+            # would describe the same objects twice); here each links there.
+            lines += [f"* :py:obj:`{export} <{_documented_at(module, export)}>`"
+                      for export in sorted(module.__all__)]
+        else:
+            lines += [f".. currentmodule:: {name}", "", ".. autosummary::",
+                      "   :toctree: generated", ""]
+            lines += [f"   {export}" for export in sorted(module.__all__)]
         (folder / f"{name}.rst").write_text("\n".join(lines) + "\n")
+
+
+def _documented_at(package, name: str) -> str:
+    """Where a name of ``validation`` is documented: its subpackage's page."""
+    subpackage = ".".join(package._EXPORTS[name].split(".")[:2])
+    return f"{subpackage}.{name}"
 
 
 write_api_pages(Path(__file__).parent / "api")

@@ -153,7 +153,7 @@ def cnn_kernels(images, acts: str | Sequence[str | Activation | Callable], *,
 class CNNPlan:
     """Everything but the image pairs: the architecture, the layers' maps and the per-image
     states of the self pass (variances, coefficients). Any block of image pairs then runs
-    through :meth:`tile` independently, e.g. as the tiles of ``validation.kernel_store``.
+    through :meth:`tile` independently, e.g. as the tiles of ``validation.data.kernel_store``.
 
     A plan pickles by its arguments and is rebuilt where it lands (a worker process or a dask
     worker), at the cost of the self pass, O(n) of the O(n^2) pair work; the rebuilt plan is

@@ -5,7 +5,7 @@ own entries at layer l - 1 and on per-sample quantities only (the scales s_i = s
 i)), the Hermite coefficients c_k(i), d_k(i) and the diagonal moments). A :class:`KernelPlan`
 holds those per-sample quantities of every layer, computed once in O(n M T) without any n x n
 array; :func:`kernel_tile` then computes the tile (I, J) from X[:, I], X[:, J] and the plan, so
-the tiles of a kernel are independent tasks (``validation.kernel_store`` runs them on a process
+the tiles of a kernel are independent tasks (``validation.data.kernel_store`` runs them on a process
 pool or a dask cluster and stores them on disk).
 
 The plan makes the choices ``exact_kernels`` makes from the whole matrix without it:

@@ -5,8 +5,8 @@ the statistics of spec section 1: tau0, t, T, J, psi and V. On real data the cla
 covariances are unknown; they are estimated on a training set and the sample's statistics are
 computed against them, so that the equivalents run on real data exactly as on a GMM draw.
 
-Preprocessing (the paper's convention, also ``validation.realdata.prepare_vectors``): with the
-training columns x_1..x_N,
+Preprocessing (the paper's convention, also
+``validation.experiments.realdata.prepare_vectors``): with the training columns x_1..x_N,
 
     x -> (x - xbar) / s,   xbar = mean_i x_i,   s = sqrt(mean_i ||x_i - xbar||^2),
 

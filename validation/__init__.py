@@ -1,4 +1,17 @@
-"""Experiments, figures, reports and the `ntklc` command line."""
+"""Everything above the library: experiments, sweeps, reports, the ``ntklc`` command line and
+the property-testing kit.
+
+Subpackages, each importing only the ones listed after it (an import-linter contract):
+
+* :mod:`validation.cli`: the ``ntklc`` command line, one module per command group;
+* :mod:`validation.report`: figure style, studies made of sweeps, ``plot``, ``reproduce``;
+* :mod:`validation.sweeps`: grids of tasks on processes or dask, cached task by task;
+* :mod:`validation.experiments`: the experiments and the registry of sweep tasks;
+* :mod:`validation.data` and :mod:`validation.kit`: data sources and stored kernels; the
+  Hypothesis strategies, oracles and checks for testing your own solver.
+
+The names below are the most used ones, importable from ``validation`` directly.
+"""
 
 import os
 
@@ -7,51 +20,49 @@ import os
 # convolutions, see nets.layers) need; a user's own setting wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-# The submodules load on first use of a name (PEP 562): `ntklc --help` and light commands
-# do not import NumPy, SciPy, SymPy, Numba, matplotlib or dask.
-import importlib
+from validation._lazy import lazy_exports as _lazy_exports
 
 _EXPORTS = {
-    "ActivationsResult": "validation.activations",
-    "activation_accuracy": "validation.activations",
-    "activations_experiment": "validation.activations",
-    "CompressionSpectra": "validation.compression",
-    "compression_report": "validation.compression",
-    "compression_spectra": "validation.compression",
-    "DataSample": "validation.datasource",
-    "DataSource": "validation.datasource",
-    "TrainingSet": "validation.datasource",
-    "parse_classes": "validation.datasource",
-    "read_npz": "validation.datasource",
-    "ConvergenceResult": "validation.experiments",
-    "KurtosisResult": "validation.experiments",
-    "SpectrumResult": "validation.experiments",
-    "convergence_experiment": "validation.experiments",
-    "data_convergence_errors": "validation.experiments",
-    "kurtosis_experiment": "validation.experiments",
-    "network_activations": "validation.experiments",
-    "spectrum_experiment": "validation.experiments",
-    "spectrum_path": "validation.experiments",
-    "storage_options": "validation.experiments",
-    "KernelStore": "validation.kernel_store",
-    "StoredKernel": "validation.kernel_store",
-    "TiledKernels": "validation.kernel_store",
-    "tiled_cnn_kernels": "validation.kernel_store",
-    "tiled_exact_kernels": "validation.kernel_store",
-    "tiled_kernels": "validation.kernel_store",
-    "RealDataResult": "validation.realdata",
-    "cnn_features_experiment": "validation.realdata",
-    "ntklc_real_experiment": "validation.realdata",
+    "ActivationsResult": "validation.report.activations",
+    "activation_accuracy": "validation.experiments.activations",
+    "activations_experiment": "validation.report.activations",
+    "CompressionSpectra": "validation.experiments.compression",
+    "compression_report": "validation.experiments.compression",
+    "compression_spectra": "validation.experiments.compression",
+    "DataSample": "validation.data.datasource",
+    "DataSource": "validation.data.datasource",
+    "TrainingSet": "validation.data.datasource",
+    "parse_classes": "validation.data.datasource",
+    "read_npz": "validation.data.datasource",
+    "ConvergenceResult": "validation.experiments.spectra",
+    "KurtosisResult": "validation.experiments.spectra",
+    "SpectrumResult": "validation.experiments.spectra",
+    "convergence_experiment": "validation.experiments.spectra",
+    "data_convergence_errors": "validation.experiments.spectra",
+    "kurtosis_experiment": "validation.experiments.spectra",
+    "network_activations": "validation.experiments.spectra",
+    "spectrum_experiment": "validation.experiments.spectra",
+    "spectrum_path": "validation.experiments.spectra",
+    "storage_options": "validation.experiments.spectra",
+    "KernelStore": "validation.data.kernel_store",
+    "StoredKernel": "validation.data.kernel_store",
+    "TiledKernels": "validation.data.kernel_store",
+    "tiled_cnn_kernels": "validation.data.kernel_store",
+    "tiled_exact_kernels": "validation.data.kernel_store",
+    "tiled_kernels": "validation.data.kernel_store",
+    "RealDataResult": "validation.experiments.realdata",
+    "cnn_features_experiment": "validation.experiments.realdata",
+    "ntklc_real_experiment": "validation.experiments.realdata",
     "SweepRun": "validation.sweeps",
     "SweepSpec": "validation.sweeps",
     "load_spec": "validation.sweeps",
     "parse_spec": "validation.sweeps",
     "run_sweep": "validation.sweeps",
-    "EXPERIMENTS": "validation.tasks",
-    "Experiment": "validation.tasks",
-    "Param": "validation.tasks",
-    "TrainResult": "validation.train",
-    "train_model": "validation.train",
+    "EXPERIMENTS": "validation.experiments.tasks",
+    "Experiment": "validation.experiments.tasks",
+    "Param": "validation.experiments.tasks",
+    "TrainResult": "validation.experiments.train",
+    "train_model": "validation.experiments.train",
 }
 
 __all__ = [
@@ -98,14 +109,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -40,8 +40,8 @@ from solvers.entropy import (
     encode_ternary,
     ternary_entropy_bound,
 )
-from validation.oracles import empirical_entropy
-from validation.strategies import integer_symbols
+from validation.kit.oracles import empirical_entropy
+from validation.kit.strategies import integer_symbols
 
 EPS = (0.0, 0.5, 0.9, 0.99)
 TERNARY_ARRAYS = integer_symbols(min_dims=0, max_dims=4, max_side=12, kinds=("ternary",),

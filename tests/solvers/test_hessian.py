@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 
 from solvers.hessian import extreme_eigenpairs, hutchinson_trace, slq_density, top_ritz_pairs
-from validation.checks import check_trace_estimator
-from validation.oracles import dense_spectrum
-from validation.strategies import symmetric_operator, symmetric_operators
+from validation.kit.checks import check_trace_estimator
+from validation.kit.oracles import dense_spectrum
+from validation.kit.strategies import symmetric_operator, symmetric_operators
 
 
 def known_operator(n=200, seed=0):

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solvers.knapsack import allocate_bits, grouped_knapsack, grouped_knapsack_milp
-from validation.oracles import milp_knapsack
-from validation.strategies import knapsack_instances
+from validation.kit.oracles import milp_knapsack
+from validation.kit.strategies import knapsack_instances
 
 # Integer costs (unit 1) and a budget at least the lightest allocation: the DP's domain.
 FEASIBLE = knapsack_instances(units=(1.0,), budgets=("tight", "exact", "everything"))

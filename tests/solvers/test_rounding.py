@@ -12,9 +12,9 @@ from solvers.rounding import (
     quantize_nearest,
     quantize_steered,
 )
-from validation.checks import check_rounding
-from validation.oracles import brute_force_rounding
-from validation.strategies import quantization_problems
+from validation.kit.checks import check_rounding
+from validation.kit.oracles import brute_force_rounding
+from validation.kit.strategies import quantization_problems
 
 
 @settings(max_examples=200, deadline=None)

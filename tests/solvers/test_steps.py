@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from ntk import activation_constants, step_activation
 from solvers.steps import StepFunction, level_projections, step_constants
-from validation.oracles import mpmath_constants
-from validation.strategies import step_functions
+from validation.kit.oracles import mpmath_constants
+from validation.kit.strategies import step_functions
 
 KEYS = ("m0", "d1", "d2", "d3", "tau2_next")
 

@@ -14,7 +14,7 @@ from ntk import (
     tau_chain,
 )
 from solvers.ternarize import compress_network, solve_hidden_layer, solve_output_layer
-from validation.strategies import activation_targets, step_functions
+from validation.kit.strategies import activation_targets, step_functions
 
 TOL = 1e-10
 

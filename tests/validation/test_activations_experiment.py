@@ -10,17 +10,17 @@ from offline_data import needs_mnist
 
 from nets import CompressedNetwork, DenseNetwork
 from solvers import compress_network
-from validation import realdata
-from validation.activations import EPS_VALUES, QUICK_ACTIVATIONS, activation_accuracy
 from validation.cli import main
-from validation.realdata import (
+from validation.experiments import realdata
+from validation.experiments.activations import EPS_VALUES, QUICK_ACTIVATIONS, activation_accuracy
+from validation.experiments.realdata import (
     TASKS,
     prepare_vectors,
     random_features_experiment,
     ridge_readout,
 )
+from validation.experiments.tasks import EXPERIMENTS
 from validation.sweeps import parse_spec, run_sweep
-from validation.tasks import EXPERIMENTS
 
 #: Columns the sweep table adds to every row; a metric of the same name would overwrite them.
 _RESERVED = {"seed", "status", "error", "seconds", "worker"}

@@ -7,7 +7,7 @@ import pytest
 
 from nets import LossCurvature, channel_axis, weight_layers
 from solvers import quantize_nearest
-from validation.cet import cet_compress, layer_curvatures
+from validation.experiments.cet import cet_compress, layer_curvatures
 
 
 def test_layer_curvatures_match_the_dense_hessian(tiny):

@@ -31,7 +31,9 @@ def test_parser_choices_are_the_library_ones():
     # The parser spells its choices out so that it imports nothing heavy (fast start-up).
     from ntk.constants import METHODS
     from solvers.ternarize import FAMILIES
-    from validation import cli, experiments, kernel_store
+    from validation.cli import parser as cli
+    from validation.data import kernel_store
+    from validation.experiments import spectra as experiments
 
     assert cli.METHODS == METHODS and cli.FAMILIES == FAMILIES
     assert cli.KERNELS == experiments.KERNELS and cli.REFERENCES == experiments.REFERENCES

@@ -11,7 +11,7 @@ from offline_data import needs_mnist
 from ntk.activations import activation
 from ntk.cnn_architecture import ConvArchitecture
 from validation.cli import main
-from validation.cnn import cnn_images, gmm_feature_maps, kurtosis_term
+from validation.experiments.cnn import cnn_images, gmm_feature_maps, kurtosis_term
 from validation.report.reproduce import SECTIONS
 
 

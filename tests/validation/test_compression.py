@@ -6,7 +6,7 @@ import pytest
 
 from ntk import ck_coefficients
 from validation.cli import main
-from validation.compression import compression_spectra
+from validation.experiments.compression import compression_spectra
 
 
 def run_json(capsys, argv):

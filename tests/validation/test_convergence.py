@@ -7,7 +7,7 @@ accepted band [-0.65, -0.35].
 
 import pytest
 
-from validation.experiments import convergence_experiment
+from validation.experiments.spectra import convergence_experiment
 
 NS = (200, 400, 800, 1600)
 

@@ -13,8 +13,8 @@ from offline_data import needs_data
 
 from rmt import estimate_tau0, gaussian_mixture, sample_gmm, sample_statistics
 from validation.cli import main
-from validation.datasource import DataSource, parse_classes, read_npz
-from validation.tasks import EXPERIMENTS
+from validation.data.datasource import DataSource, parse_classes, read_npz
+from validation.experiments.tasks import EXPERIMENTS
 
 
 @pytest.fixture(scope="module")

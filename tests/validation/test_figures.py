@@ -17,12 +17,12 @@ from matplotlib.colors import to_rgb
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from validation import figures
-from validation.compress_compare import CompareResult
-from validation.compression import compression_spectra
-from validation.experiments import convergence_experiment, spectrum_experiment
-from validation.llc import loss_neighbourhood
-from validation.realdata import prepare_vectors, random_features_experiment
+from validation.experiments.compress_compare import CompareResult
+from validation.experiments.compression import compression_spectra
+from validation.experiments.llc import loss_neighbourhood
+from validation.experiments.realdata import prepare_vectors, random_features_experiment
+from validation.experiments.spectra import convergence_experiment, spectrum_experiment
+from validation.report import figures
 from validation.report.style import ONE_COLUMN, PALETTE, STYLE, TWO_COLUMN, paper_style
 
 # --- small real results --------------------------------------------------------------------
@@ -307,7 +307,7 @@ def test_plot_functions_keep_their_positional_signature(spectrum, tmp_path):
 def _activations_result(acts):
     """Rows shaped like ``ntklc experiment activations``'s, one activation infeasible (the
     full run needs MNIST and minutes; the figure only reads the rows)."""
-    from validation.activations import ActivationsResult
+    from validation.report.activations import ActivationsResult
 
     rows = []
     for i, act in enumerate(acts):

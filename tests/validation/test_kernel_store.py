@@ -1,4 +1,4 @@
-"""Exact kernels in tiles on disk (validation.kernel_store): equal to the whole-matrix kernels,
+"""Exact kernels in tiles on disk (validation.data.kernel_store): equal to the whole-matrix kernels,
 atomic and resumable, and the same on a process pool and a dask cluster."""
 
 import subprocess
@@ -12,7 +12,7 @@ from interrupt import kill_mid_run
 
 from ntk.exact import exact_kernels
 from rmt import gaussian_mixture, rel_spectral_error, sample_gmm, top_eigenpairs
-from validation.kernel_store import KernelStore, tiled_cnn_kernels, tiled_exact_kernels
+from validation.data.kernel_store import KernelStore, tiled_cnn_kernels, tiled_exact_kernels
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tiles and whole kernel differ by the rounding of X^T X (general product vs rank-k update).
@@ -132,7 +132,7 @@ def test_kill_and_resume(tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np
         from rmt import gaussian_mixture, sample_gmm
-        from validation.kernel_store import tiled_exact_kernels
+        from validation.data.kernel_store import tiled_exact_kernels
         X = sample_gmm(gaussian_mixture(100), 2400, seed=0).X
         r = tiled_exact_kernels(X, ["tanh", "tanh"], {str(tmp_path)!r}, tile=100)
         print(r.computed)

@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from solvers.entropy import decode_integers, encode_integers
 from solvers.knapsack import grouped_knapsack
 from solvers.rounding import quantize_gradient_opposed, quantize_nearest
-from validation import oracles, strategies
-from validation.checks import (
+from validation.kit import oracles, strategies
+from validation.kit.checks import (
     check_entropy_coder,
     check_knapsack_solver,
     check_rounding,
     load_profile,
 )
-from validation.strategies import (
+from validation.kit.strategies import (
     BUDGET_KINDS,
     SYMBOL_KINDS,
     KnapsackInstance,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ntk import ActivationConstants, sample_weights
 from solvers.hessian import hutchinson_trace
 from solvers.ternarize import solve_output_layer
-from validation import checks, oracles, strategies
+from validation.kit import checks, oracles, strategies
 
 # -- ternarization: the project's solver passes, a d1/d2-only "solver" fails ----------------------
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from nets import weight_layers
-from validation.calibration import calibration_loss, weight_gradients
-from validation.llc import llc_compress, loss_neighbourhood
+from validation.experiments.calibration import calibration_loss, weight_gradients
+from validation.experiments.llc import llc_compress, loss_neighbourhood
 
 
 def test_gradients_match_finite_differences(tiny):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from offline_data import needs_mnist
 
-from validation.realdata import (
+from validation.experiments.realdata import (
     _prune,
     _pruning_fraction,
     _quantize,
@@ -85,7 +85,7 @@ def _fake_cifar_folder(root: Path, per_batch: int = 40) -> Path:
 
 
 def test_cifar_pipeline_on_generated_batches(tmp_path):
-    from validation.realdata import cnn_features_experiment
+    from validation.experiments.realdata import cnn_features_experiment
 
     folder = _fake_cifar_folder(tmp_path)
     r = cnn_features_experiment("cifar-10", epochs=1, widths=(64, 64, 32), eps_values=(0.9,),

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from ntk.exact import exact_kernels
-from validation import experiments
 from validation.cli import main
-from validation.datasource import DataSource
-from validation.experiments import (
+from validation.data.datasource import DataSource
+from validation.experiments import spectra as experiments
+from validation.experiments.spectra import (
     convergence_experiment,
     spectrum_experiment,
     spectrum_path,

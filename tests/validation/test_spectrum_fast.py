@@ -9,7 +9,7 @@ from ntk.empirical import empirical_kernels
 from ntk.equivalents import ck_equivalent, ntk_equivalent
 from ntk.exact import exact_kernels
 from rmt import compare_spectra, gaussian_mixture, sample_gmm
-from validation.experiments import network_activations, spectrum_experiment
+from validation.experiments.spectra import network_activations, spectrum_experiment
 
 
 def old_spectra(n, acts, kernel, reference, seed=0, width=200, draws=3, k=5):
@@ -49,7 +49,7 @@ def test_spectrum_matches_old_path(n, kernel, reference):
 def test_lanczos_path_reports_the_dense_numbers():
     """path="lanczos" (the equivalent as an operator, only the top of the spectra) gives the
     dense path's error and top eigenpairs, and says which path ran."""
-    from validation.experiments import spectrum_experiment
+    from validation.experiments.spectra import spectrum_experiment
 
     dense = spectrum_experiment(["relu", "tanh"], 700, path="dense")
     lanczos = spectrum_experiment(["relu", "tanh"], 700, path="lanczos")

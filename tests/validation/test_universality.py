@@ -8,11 +8,8 @@ from offline_data import needs_mnist
 
 from rmt import gaussian_mixture, sample_gmm
 from validation.cli import main
-from validation.universality import (
-    centroid_accuracy,
-    universality_table,
-    universality_task,
-)
+from validation.experiments.universality import centroid_accuracy, universality_task
+from validation.report.universality import universality_table
 
 
 def test_centroid_accuracy_separable_and_chance():

@@ -388,7 +388,7 @@ def _real_specs(quick, data=("mnist", "fashion-mnist")):
 
 
 def _real_figure(rs, path, command):
-    from validation.figures import plot_accuracy_memory
+    from validation.report.figures import plot_accuracy_memory
 
     paths = []
     for r in _ok(rs["real"]):
@@ -432,7 +432,7 @@ def _cc_specs(quick):
 
 
 def _cc_figure(rs, path, command):
-    from validation.figures import plot_compress_compare
+    from validation.report.figures import plot_compress_compare
 
     paths = []
     for r in _ok(rs["compress-compare"]):
@@ -469,19 +469,19 @@ def _cc_verdict(rs):
 # -- convolutional networks (Open Question 2) ----------------------------------------------------
 
 def _cnn_specs(quick):
-    from validation.cnn_report import cnn_sources, cnn_specs
+    from validation.report.cnn import cnn_sources, cnn_specs
 
     return cnn_specs(quick, cnn_sources())
 
 
 def _cnn_figure(rs, path, command):
-    from validation.cnn_report import cnn_figures
+    from validation.report.cnn import cnn_figures
 
     return cnn_figures(rs, Path(path).parent, command)
 
 
 def _cnn_table(rs):
-    from validation.cnn_report import PARTS, cnn_verdicts
+    from validation.report.cnn import PARTS, cnn_verdicts
 
     verdicts = cnn_verdicts(rs)
     return ["part", "question", "answer"], [[key, title, verdicts[key]]
@@ -492,7 +492,7 @@ def _cnn_verdict(rs):
     """Held where the fully connected argument applies: part a's error falls with the channels
     of the circularly padded feature maps (every position sees the chain's variance) in at
     least half of the settings. Only partly when zero padding or raw images do not follow."""
-    from validation.cnn_report import channel_trends, cnn_verdicts
+    from validation.report.cnn import channel_trends, cnn_verdicts
 
     rows = [r for name, sweep in rs.items() if name.startswith("cnn-a-") for r in _ok(sweep)]
     circular = channel_trends([r for r in rows if r["padding"] == "circular"])

@@ -3,7 +3,7 @@
 An entry is ``<root>/<experiment>/<key>.json`` holding the task (experiment, code version,
 parameters, seed), its outcome (``status`` ``ok`` with ``metrics``, or ``failed`` with
 ``error``), wall time, worker, and ``checksum``: the SHA-256 of the rest in canonical JSON.
-It is written atomically (``validation.atomic``), so a reader sees the old entry, the new one,
+It is written atomically (``validation.data.atomic``), so a reader sees the old entry, the new one,
 or none, never half of one. A truncated
 or garbled entry (a crash of the disk, an editor, a copy) fails the parse or the checksum and
 is reported and recomputed, never read as a result.
@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from validation.atomic import atomic_write
+from validation.data.atomic import atomic_write
 from validation.sweeps.spec import Task
 
 __all__ = ["CorruptEntryError", "TaskCache"]

@@ -70,15 +70,16 @@ def execute_task(task: Task, threads: int = 1) -> dict:
     """Run one task with ``threads`` BLAS / Numba threads; never raises for the task's errors.
 
     Returns:
-        ``{"status": "ok", "metrics": {...}}`` or ``{"status": "failed", "error": "Type:
-        message", "traceback": "..."}``, plus ``seconds`` (wall time) and ``worker``.
+        ``{"status": "ok", "metrics": {...}}`` or
+        ``{"status": "failed", "error": "Type: message", "traceback": "..."}``, plus
+        ``seconds`` (wall time) and ``worker``.
     """
     # SciPy ships its own OpenBLAS: load it before limiting the pools, or a task that first
     # imports scipy.linalg inside the limit keeps its default thread count (and other bits).
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_limits
 
-    from validation.tasks import EXPERIMENTS
+    from validation.experiments.tasks import EXPERIMENTS
 
     _undo_malloc_trim()
     start = time.perf_counter()

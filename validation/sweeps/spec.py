@@ -2,7 +2,7 @@
 
 A spec is a TOML file::
 
-    experiment = "convergence"      # a name of validation.tasks.EXPERIMENTS
+    experiment = "convergence"      # a name of validation.experiments.tasks.EXPERIMENTS
     name = "relu-tanh"              # optional; default: the file's stem
     seeds = 5                       # seeds 0..4, or an explicit list [0, 7, 11]
     threads = 1                     # BLAS / Numba threads of each task (default 1)
@@ -32,7 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from validation.tasks import EXPERIMENTS, experiment
+from validation.experiments.tasks import EXPERIMENTS, experiment
 
 if sys.version_info >= (3, 11):
     import tomllib

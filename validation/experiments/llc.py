@@ -28,7 +28,7 @@ from nets.curvature import LossCurvature
 from nets.quantized import QuantizedModel, channel_axis, weight_layers
 from ntk.progress import progress_bar
 from solvers import allocate_bits, grid_scale, quantize_gradient_opposed, quantize_nearest
-from validation.calibration import (
+from validation.experiments.calibration import (
     calibration_loss,
     nearest_rounding_table,
     weight_gradients,

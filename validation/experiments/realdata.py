@@ -311,7 +311,7 @@ def cnn_features_experiment(data: str = "cifar-10", *, epochs: int = 10,
         n_train: first n_train training images for both the CNN and the readout.
     """
     from nets import small_cnn
-    from validation.train import image_arrays
+    from validation.experiments.train import image_arrays
 
     start = time.perf_counter()
     Xtr, ytr, Xte, yte, classes = image_arrays(data, "cnn", data_dir)

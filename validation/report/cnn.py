@@ -1,10 +1,10 @@
 """``ntklc experiment cnn``: the CNN study's sweeps, tables, figures and plain verdicts.
 
-The tasks are ``validation.cnn``'s (registered in ``validation.tasks``); this module builds
-their built-in sweep specs (:func:`cnn_specs`, also the ``cnn`` section of ``ntklc
-reproduce``), runs them cached (:func:`cnn_experiment`), and turns the rows into one table, one
-figure and one verdict per part (a)-(e). Slopes are least-squares fits of log(error) against
-log(n), log(C) or log(channels) with a 95 % confidence interval
+The tasks are ``validation.experiments.cnn``'s (registered in ``validation.experiments.tasks``);
+this module builds their built-in sweep specs (:func:`cnn_specs`, also the ``cnn`` section of
+``ntklc reproduce``), runs them cached (:func:`cnn_experiment`), and turns the rows into one
+table, one figure and one verdict per part (a)-(e). Slopes are least-squares fits of log(error)
+against log(n), log(C) or log(channels) with a 95 % confidence interval
 (``validation.report.summary.fit_loglog_slope``); an error "falls" when the whole interval lies
 below -0.1, "stays" when it lies within +-0.25, and shows "no clear trend" otherwise (too few
 points or too much noise to tell).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from validation.cnn import ACTIVATIONS, REAL_DATA
+from validation.experiments.cnn import ACTIVATIONS, REAL_DATA
 from validation.report.style import color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import fit_loglog_slope
 
@@ -48,7 +48,7 @@ def cnn_sources(data: str | None = None, data_dir: str | None = None) -> tuple[s
     """
     from nets import find_dataset
     from nets.data import DataNotFoundError
-    from validation.cnn import _LOADER_NAMES
+    from validation.experiments.cnn import _LOADER_NAMES
 
     if data is None:
         return (*(d for d in REAL_DATA if find_dataset(_LOADER_NAMES[d], data_dir)), "gmm")

@@ -3,9 +3,10 @@
 The network keeps its random convolutions, as the paper's random-features networks keep their
 random dense layers: two 3 x 3 "same" convolutions (C_1 and C_2 channels, Gaussian filters,
 the NTK parameterisation of ``ntk.cnn_architecture``) with ReLU and 2 x 2 average pooling
-after each, flattened; only a ridge readout is fitted (``validation.realdata.ridge_readout``,
-the protocol of ``ntklc experiment ntklc-real``). Compared at matched memory, with the rules of
-``validation.realdata``:
+after each, flattened; only a ridge readout is fitted
+(``validation.experiments.realdata.ridge_readout``, the protocol of ``ntklc experiment
+ntklc-real``). Compared at matched memory, with the rules of
+``validation.experiments.realdata``:
 
 * ``dense``: float32 filters (``nets.DenseCNN``);
 * ``ntk-lc``: sparse ternary filters (``nets.CompressedCNN``) and the quantized activations of
@@ -32,7 +33,7 @@ from nets.data import as_float, load_dataset
 from ntk import cnn_kernels
 from ntk.cnn_architecture import ConvArchitecture
 from solvers import cnn_input_scale, ternary_entropy_bound
-from validation.realdata import (
+from validation.experiments.realdata import (
     _prune,
     _pruning_fraction,
     _quantize,

@@ -42,7 +42,7 @@ from ntk import progress_bar
 from ntk.cnn_exact import cnn_plan
 from ntk.exact import mirror_lower
 from ntk.tiles import FullyConnectedTiles, check_portable, kernel_plan
-from validation.atomic import atomic_write
+from validation.data.atomic import atomic_write
 
 __all__ = ["TILE_DTYPES", "KernelStore", "StoredKernel", "TiledKernels", "tiled_cnn_kernels",
            "tiled_exact_kernels", "tiled_kernels"]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ntk.progress import progress_bar
 from rmt import gaussian_mixture, sample_gmm
-from validation.compression import compression_report, compression_spectra
-from validation.experiments import convergence_experiment, spectrum_experiment
-from validation.figures import plot_compression_spectra, plot_convergence, plot_spectrum
+from validation.experiments.compression import compression_report, compression_spectra
+from validation.experiments.spectra import convergence_experiment, spectrum_experiment
+from validation.report.figures import plot_compression_spectra, plot_convergence, plot_spectrum
 from validation.report.summary import fit_loglog_slope
 
 __all__ = ["run_demo"]

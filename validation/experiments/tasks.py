@@ -59,7 +59,7 @@ class Experiment:
 
 
 def _acts(params: dict):
-    from validation.experiments import network_activations
+    from validation.experiments.spectra import network_activations
 
     return network_activations(params["act"], params["layers"])
 
@@ -67,7 +67,7 @@ def _acts(params: dict):
 def _source(params: dict):
     """The labelled data of ``data``/``classes``, or ``None`` for ``data = "gmm"`` (the
     built-in GMM, whose p is set by the parameters)."""
-    from validation.datasource import DataSource, parse_classes
+    from validation.data.datasource import DataSource, parse_classes
 
     classes = None if params["classes"] == "all" else parse_classes(params["classes"])
     if params["data"] == "gmm":
@@ -85,7 +85,7 @@ def _with_gmm(metrics: dict, twin_metrics: dict | None) -> dict:
 
 
 def _spectrum(params: dict, seed: int) -> dict:
-    from validation.experiments import spectrum_experiment
+    from validation.experiments.spectra import spectrum_experiment
 
     data = _source(params)
     r = spectrum_experiment(_acts(params), params["n"],
@@ -104,7 +104,7 @@ def _spectrum(params: dict, seed: int) -> dict:
 
 
 def _convergence(params: dict, seed: int) -> dict:
-    from validation.experiments import convergence_error, data_convergence_errors
+    from validation.experiments.spectra import convergence_error, data_convergence_errors
 
     data = _source(params)
     if data is None:
@@ -117,7 +117,7 @@ def _convergence(params: dict, seed: int) -> dict:
 
 
 def _compare(params: dict, seed: int) -> dict:
-    from validation.compression import compression_spectra
+    from validation.experiments.compression import compression_spectra
 
     r = compression_spectra(_acts(params), n=params["n"], eps_values=[params["eps"]],
                             width=params["width"], draws=params["draws"], seed=seed,
@@ -135,7 +135,7 @@ def _compare(params: dict, seed: int) -> dict:
 
 
 def _kurtosis(params: dict, seed: int) -> dict:
-    from validation.experiments import kurtosis_experiment
+    from validation.experiments.spectra import kurtosis_experiment
 
     data = _source(params)
     r = kurtosis_experiment(params["weights"], params["act"],
@@ -153,7 +153,7 @@ def _kurtosis(params: dict, seed: int) -> dict:
 
 
 def _compress(params: dict, seed: int) -> dict:
-    from validation.compression import compression_report
+    from validation.experiments.compression import compression_report
 
     result, payload = compression_report(
         _acts(params), params["tau0"], eps=params["eps"], max_levels=params["max_levels"],
@@ -189,7 +189,7 @@ def _constants(params: dict, seed: int) -> dict:
 
 
 def _ntklc_real(params: dict, seed: int) -> dict:
-    from validation.realdata import run_ntklc_real
+    from validation.experiments.realdata import run_ntklc_real
 
     data = "cifar-10" if params["data"] == "cifar10" else params["data"]
     r = run_ntklc_real(data, quick=params["quick"], seed=seed)
@@ -200,7 +200,7 @@ def _ntklc_real(params: dict, seed: int) -> dict:
 
 
 def _activations(params: dict, seed: int) -> dict:
-    from validation.activations import activation_accuracy
+    from validation.experiments.activations import activation_accuracy
 
     return activation_accuracy(params["data"], params["act"], params["eps"],
                                quick=params["quick"], seed=seed,
@@ -208,13 +208,13 @@ def _activations(params: dict, seed: int) -> dict:
 
 
 def _universality(params: dict, seed: int) -> dict:
-    from validation.universality import universality_task
+    from validation.experiments.universality import universality_task
 
     return universality_task({**params, "data_dir": params["data_dir"] or ""}, seed)
 
 
 def _compress_compare(params: dict, seed: int) -> dict:
-    from validation.compress_compare import compress_compare
+    from validation.experiments.compress_compare import compress_compare
 
     r = compress_compare(params["data"], params["model"], quick=params["quick"], seed=seed,
                          progress=False)
@@ -224,12 +224,11 @@ def _compress_compare(params: dict, seed: int) -> dict:
 
 
 def _cnn(name: str):
-    """The task ``name`` of ``validation.cnn`` (imported when it runs)."""
+    """The task ``name`` of ``validation.experiments.cnn`` (imported when it runs)."""
     def run(params: dict, seed: int) -> dict:
-        import validation.cnn
+        from validation.experiments import cnn
 
-        return getattr(validation.cnn, name)({**params, "data_dir": params["data_dir"] or ""},
-                                             seed)
+        return getattr(cnn, name)({**params, "data_dir": params["data_dir"] or ""}, seed)
 
     return run
 

@@ -1,29 +1,10 @@
-"""Does the theory hold on real data? The equivalents on real images and on their Gaussian twins.
-
-The NTK-LC theorem (seed 000) is proved for Gaussian mixtures; its Open Question 1 asks how
-robust it is to data that are not. This experiment measures it. For a data set, a set of
-classes, an activation, a depth L and a sample size n, one task draws a class-balanced sample
-of n training images (``validation.datasource``: centred by the training mean, scaled to
-tau0 = 1, statistics t, T, psi estimated on the whole training set) and its matched GMM (same
-class means and covariances, same class counts), and on both compares the deterministic
-equivalents (CK and NTK, ``ntk.equivalents``) with the exact infinite-width kernels
-(``ntk.exact``):
-
-* ``err_<kernel>_<source>``: relative spectral error ||K_eq - K||_2 / ||K||_2;
-* ``align_<kernel>_<source>``: alignment of the top-k eigenspaces (k = number of classes),
-  ||U_eq^T U||_F^2 / k in [0, 1] (1: the same subspace; robust to the order of clustered
-  eigenvalues, unlike eigenvector-by-eigenvector cosines);
-* ``sep_<kernel>_<source>`` and ``sep_eq_<kernel>_<source>``: how separable the classes are in
-  the top-k eigenvectors of the exact kernel and of the equivalent: the accuracy of the nearest
-  class centroid in those coordinates (1: separable, 1/k: chance);
-
-with source ``real`` or ``gmm`` (the twin). Across n, the log-log slope of the error says
-whether it decays (the theorem predicts about n^-1/2 on a GMM) or stalls.
+"""Does the theory hold on real data? The universality study: the sweeps of
+:func:`validation.experiments.universality.universality_task` over data sets, activations,
+depths and sample sizes, their table, trends and figures (``ntklc experiment universality``).
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -33,21 +14,16 @@ import matplotlib
 import numpy as np
 from matplotlib.lines import Line2D
 
-from ntk import ck_equivalent, exact_kernels, ntk_equivalent, parse_activations
-from rmt import rel_spectral_error, subspace_alignment, top_eigenpairs
-from validation.datasource import DataSource, TrainingSet, parse_classes
+from ntk import ck_equivalent, exact_kernels, parse_activations
+from rmt import top_eigenpairs
+from validation.experiments.universality import ACTIVATIONS, KERNELS, SOURCES, training_set
 from validation.report.style import PALETTE, color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import SlopeFit, fit_loglog_slope, mean_and_se
+from validation.sweeps import run_builtin_sweep
 
-__all__ = ["ACTIVATIONS", "UniversalityResult", "centroid_accuracy", "error_figure",
-           "training_set", "trend_summary", "universality_experiment",
-           "universality_figures", "universality_specs", "universality_table",
-           "universality_task"]
+__all__ = ["UniversalityResult", "error_figure", "trend_summary", "universality_experiment",
+           "universality_figures", "universality_specs", "universality_table"]
 
-#: Activations of the experiment (smooth and not, odd and not; all with an NTK).
-ACTIVATIONS = ("relu", "tanh", "erf", "gelu", "swish", "abs")
-KERNELS = ("ck", "ntk")
-SOURCES = ("real", "gmm")
 # A slope whose 95 % interval lies below this decays; otherwise the error stalls.
 _DECAY_SLOPE = -0.1
 
@@ -98,8 +74,6 @@ def universality_experiment(data=("mnist", "fashion-mnist"), classes: str = "all
         ValueError: unknown data set or class; FileNotFoundError: data set missing;
         RuntimeError: a task failed.
     """
-    from validation.sweeps import run_builtin_sweep
-
     start = time.perf_counter()
     specs = universality_specs(quick, tuple(data), classes, data_dir or "")
     for spec in specs.values():  # a missing data set or unknown class: one error, no workers
@@ -121,53 +95,6 @@ def universality_experiment(data=("mnist", "fashion-mnist"), classes: str = "all
                               summary={"tasks": len(rows), "computed": computed,
                                        "cached": cached},
                               seconds=time.perf_counter() - start)
-
-
-@functools.lru_cache(maxsize=2)
-def training_set(data: str, classes: str, data_dir: str = "") -> TrainingSet:
-    """The preprocessed training set and its estimates, once per process (a sweep worker runs
-    many tasks on the same data)."""
-    chosen = None if classes == "all" else parse_classes(classes)
-    return DataSource(data=data, classes=chosen, data_dir=data_dir or None).load()
-
-
-def universality_task(params: dict, seed: int) -> dict:
-    """One task: the metrics of the module docstring for (data, classes, act, layers, n, seed).
-
-    Args:
-        params: ``data``, ``classes`` (``"all"`` or a comma list), ``act``, ``layers``, ``n``,
-            ``data_dir`` (``""``: the default search).
-        seed: seeds the sample and its twin.
-    """
-    acts = parse_activations(params["act"]) * int(params["layers"])
-    train = training_set(params["data"], params["classes"], params.get("data_dir", ""))
-    sample = train.sample(int(params["n"]), seed)
-    k = len(train.classes)
-    metrics: dict[str, float | int] = {}
-    for source, X, stats, labels in (("real", sample.X, sample.stats, sample.labels),
-                                     ("gmm", sample.twin.X, sample.twin.stats,
-                                      sample.twin_labels)):
-        exact = exact_kernels(X, acts, stats.tau0)
-        metrics[f"close_pairs_{source}"] = int(sum(exact.close_pairs))
-        for kernel, equivalent, reference in (("ck", ck_equivalent, exact.ck),
-                                              ("ntk", ntk_equivalent, exact.ntk)):
-            K_eq = equivalent(X, stats, acts)
-            _, U_eq = top_eigenpairs(K_eq, k)
-            _, U = top_eigenpairs(reference, k)
-            metrics[f"err_{kernel}_{source}"] = rel_spectral_error(K_eq, reference)
-            metrics[f"align_{kernel}_{source}"] = subspace_alignment(U_eq, U)
-            metrics[f"sep_{kernel}_{source}"] = centroid_accuracy(U, labels)
-            metrics[f"sep_eq_{kernel}_{source}"] = centroid_accuracy(U_eq, labels)
-    return metrics
-
-
-def centroid_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of the nearest class centroid on (n, k) ``features`` (rows are samples)."""
-    labels = np.asarray(labels)
-    classes = np.unique(labels)
-    centroids = np.stack([features[labels == c].mean(axis=0) for c in classes])
-    dist = np.sum((features[:, None, :] - centroids[None, :, :]) ** 2, axis=2)
-    return float(np.mean(classes[np.argmin(dist, axis=1)] == labels))
 
 
 def _groups(rows: list[dict]) -> dict[tuple, dict[int, list[dict]]]:

@@ -26,7 +26,7 @@ from ntk import ck_equivalent, empirical_kernels, parse_activations
 from ntk.progress import progress_bar
 from rmt import compare_spectra, gaussian_mixture, rel_spectral_error, sample_gmm
 from solvers.ternarize import CompressionResult, compress_network
-from validation.datasource import DataSource
+from validation.data.datasource import DataSource
 
 __all__ = ["CompressionSpectra", "check_eps", "compression_report", "compression_spectra"]
 

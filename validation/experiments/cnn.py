@@ -1,17 +1,18 @@
 """Open Question 2 of the NTK-LC paper: can the compression be extended to CNNs?
 
-Five measurements, each a sweep task registered in ``validation.tasks`` (so ``ntklc sweep``,
-the cache and ``ntklc reproduce`` work), on raw images (MNIST and Fashion-MNIST averaged to
-14 x 14, CIFAR-10 to 16 x 16) and on Gaussian-mixture "feature maps" (8 x 8, C channels, each
-position's C-vector drawn from the image's class of ``rmt.gmm.gaussian_mixture(C)``: the
-many-channel regime). Networks are ``ntk.cnn_architecture``'s: 3 x 3 convolutions, zero
-("same") or circular padding, L = 1..3, flatten or global-average-pooling readout. Images are
-centred by the training mean image and scaled so that the mean first-layer variance q_1 is 1
-(tau0 = 1), so that one NTK-LC solution (``solvers.compress_network(acts, 1.0)``, memoised)
-serves every sample; the kernels are centred by the scalar chain (``cnn_kernels(...,
-centring=True)``), the convention under which the NTK-LC conditions are stated. Zero padding
-gives the border positions a smaller variance than the chain's tau (their windows reach fewer
-inputs), circular padding does not: the two separate what the borders cost.
+Five measurements, each a sweep task registered in ``validation.experiments.tasks`` (so ``ntklc
+sweep``, the cache and ``ntklc reproduce`` work), on raw images (MNIST and Fashion-MNIST
+averaged to 14 x 14, CIFAR-10 to 16 x 16) and on Gaussian-mixture "feature maps" (8 x 8, C
+channels, each position's C-vector drawn from the image's class of
+``rmt.gmm.gaussian_mixture(C)``: the many-channel regime). Networks are
+``ntk.cnn_architecture``'s: 3 x 3 convolutions, zero ("same") or circular padding, L = 1..3,
+flatten or global-average-pooling readout. Images are centred by the training mean image and
+scaled so that the mean first-layer variance q_1 is 1 (tau0 = 1), so that one NTK-LC solution
+(``solvers.compress_network(acts, 1.0)``, memoised) serves every sample; the kernels are centred
+by the scalar chain (``cnn_kernels(..., centring=True)``), the convention under which the NTK-LC
+conditions are stated. Zero padding gives the border positions a smaller variance than the
+chain's tau (their windows reach fewer inputs), circular padding does not: the two separate what
+the borders cost.
 
 * ``cnn-compressed`` (a): the exact CNN CK with the dense activations against the same network
   with NTK-LC's quantized activations, relative spectral error ||K_c - K|| / ||K||. The NTK of a
@@ -146,7 +147,7 @@ def _spectral_metrics(K: np.ndarray, K_ref: np.ndarray, prefix: str) -> dict:
 
 def compressed_task(params: dict, seed: int) -> dict:
     """(a) CK of the dense CNN vs the NTK-LC-compressed one (module docstring)."""
-    from validation.realdata import ntklc_compression
+    from validation.experiments.realdata import ntklc_compression
 
     start = time.perf_counter()
     acts = parse_activations(params["act"]) * params["layers"]
@@ -288,8 +289,9 @@ def finite_task(params: dict, seed: int) -> dict:
 # -- (e) accuracy vs memory --------------------------------------------------------------------
 
 def accuracy_task(params: dict, seed: int) -> dict:
-    """(e) accuracy vs memory of random-feature CNNs; see ``validation.cnn_accuracy``."""
-    from validation.cnn_accuracy import cnn_accuracy
+    """(e) accuracy vs memory of random-feature CNNs; see
+    ``validation.experiments.cnn_accuracy``."""
+    from validation.experiments.cnn_accuracy import cnn_accuracy
 
     return cnn_accuracy(params["data"], quick=params["quick"], seed=seed,
                         data_dir=params["data_dir"])
@@ -306,7 +308,7 @@ def read_images(path) -> np.ndarray:
         FileNotFoundError: no such file.
         ValueError: not a readable .npz, no X, a wrong rank or type, NaN or inf.
     """
-    from validation.datasource import load_npz_arrays
+    from validation.data.datasource import load_npz_arrays
 
     X = load_npz_arrays(path, ("X",))["X"]
     if X.ndim not in (3, 4) or 0 in X.shape:

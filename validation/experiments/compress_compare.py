@@ -8,14 +8,15 @@ of the training set:
   0/1 mask range coded;
 * ``uniform``: nearest rounding to b bits per weight (one scale per output channel);
 * ``llc``: knapsack bits inside the first-order neighbourhood + gradient-opposed rounding
-  (``validation.llc``); its low-rank search (the smallest rank per layer inside the same
+  (``validation.experiments.llc``); its low-rank search (the smallest rank per layer inside the same
   neighbourhood, ``solvers.search_rank``) is reported in ``details["llc_rank"]``;
-* ``cet``: curvature-driven knapsack bits + long-axis steered rounding (``validation.cet``);
+* ``cet``: curvature-driven knapsack bits + long-axis steered rounding
+  (``validation.experiments.cet``);
 * ``l2``: entropy-regularised fine-tuning of the unified pruning+quantization transform
   (``nets.l2``);
 * ``rf-dense`` / ``ntk-lc``: the random-features setting of the NTK-LC paper with the same
-  hidden widths (MLP) and a ridge readout (``validation.realdata``); their bytes count the
-  hidden layers as coded by ``nets.memory`` plus the float32 readout.
+  hidden widths (MLP) and a ridge readout (``validation.experiments.realdata``); their bytes count
+  the hidden layers as coded by ``nets.memory`` plus the float32 readout.
 
 Stored bytes (the rule of ``nets.quantized``): range-coded integers (``encode_integers``) of
 each weight tensor + 4 bytes per scale and per bias; every code is decoded again and compared
@@ -37,10 +38,10 @@ from nets.quantized import QuantizedModel, channel_axis, dense_bytes, weight_lay
 from ntk.progress import progress_bar
 from solvers import quantize_nearest, search_rank
 from solvers.entropy import decode_integers, encode_integers
-from validation.calibration import calibration_batch, calibration_loss, weight_gradients
-from validation.cet import cet_compress, layer_curvatures
-from validation.llc import llc_compress, loss_neighbourhood
-from validation.train import fit_model, image_arrays
+from validation.experiments.calibration import calibration_batch, calibration_loss, weight_gradients
+from validation.experiments.cet import cet_compress, layer_curvatures
+from validation.experiments.llc import llc_compress, loss_neighbourhood
+from validation.experiments.train import fit_model, image_arrays
 
 __all__ = ["CompareResult", "compress_compare"]
 
@@ -59,7 +60,7 @@ class CompareResult:
             bytes / bytes), ``calibration_loss`` (``None`` for random features), ``bits``,
             ``round_trip`` (``None`` where nothing is coded here: the dense model, and the
             random-features rows, whose sizes come from ``nets.memory``).
-        neighbourhood: ``validation.llc.NeighbourhoodResult.as_dict()``.
+        neighbourhood: ``validation.experiments.llc.NeighbourhoodResult.as_dict()``.
         details: per-method extras (allocations, rounding comparisons).
     """
 
@@ -121,7 +122,7 @@ def _l2_row(result, dense, X_test, y_test, calib) -> dict:
 
 
 def _random_features_rows(data, hidden, n_train, data_dir, seed, dense) -> list[dict]:
-    from validation.realdata import ntklc_real_experiment
+    from validation.experiments.realdata import ntklc_real_experiment
 
     r = ntklc_real_experiment(data, widths=tuple(hidden), eps_values=(0.9, 0.99), bits=(),
                               n_train=n_train, data_dir=data_dir, seed=seed)

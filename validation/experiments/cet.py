@@ -32,7 +32,7 @@ from solvers import (
     quantize_steered,
     top_ritz_pairs,
 )
-from validation.calibration import calibration_loss, nearest_rounding_table
+from validation.experiments.calibration import calibration_loss, nearest_rounding_table
 
 __all__ = ["CETResult", "LayerCurvature", "cet_compress", "layer_curvatures"]
 

@@ -178,7 +178,7 @@ def plot_spectrum(result, path: str | Path, command: str | None = None) -> Path:
     reference eigenvectors, coloured by class. Two columns wide.
 
     Args:
-        result: a ``validation.experiments.SpectrumResult``.
+        result: a ``validation.experiments.spectra.SpectrumResult``.
         path: target; written as ``.png`` and ``.pdf``.
         command: the command that regenerates the figure (stored in the files' metadata).
 
@@ -246,7 +246,7 @@ def plot_convergence(results, path: str | Path, command: str | None = None) -> P
     never covers data.
 
     Args:
-        results: ``validation.experiments.ConvergenceResult`` objects.
+        results: ``validation.experiments.spectra.ConvergenceResult`` objects.
         path: target; written as ``.png`` and ``.pdf``.
         command: the command that regenerates the figure (stored in the files' metadata).
 
@@ -307,7 +307,7 @@ def plot_compression_spectra(result, path: str | Path, command: str | None = Non
     compressed against dense over the sparsity, with the Monte-Carlo noise. Two columns wide.
 
     Args:
-        result: a ``validation.compression.CompressionSpectra``.
+        result: a ``validation.experiments.compression.CompressionSpectra``.
         path: target; written as ``.png`` and ``.pdf``.
         command: the command that regenerates the figure (stored in the files' metadata).
 
@@ -319,8 +319,8 @@ def plot_compression_spectra(result, path: str | Path, command: str | None = Non
 
 # --- accuracy against memory (random features) ---------------------------------------------
 
-#: Marker and palette index of each method of ``validation.realdata``; the dense network is
-#: the reference, drawn in black.
+#: Marker and palette index of each method of ``validation.experiments.realdata``; the dense
+#: network is the reference, drawn in black.
 _REALDATA_STYLE = {"dense": ("*", "k"), "ntk-lc": ("o", color(0)),
                    "pruning": ("s", color(1)), "quantization": ("^", color(2))}
 
@@ -356,7 +356,7 @@ def plot_accuracy_memory(result, path: str | Path, command: str | None = None) -
     """Test accuracy against hidden-layer memory (log axis), one panel per task.
 
     Args:
-        result: a ``validation.realdata.RealDataResult``.
+        result: a ``validation.experiments.realdata.RealDataResult``.
         path: target; written as ``.png`` and ``.pdf``.
         command: the command that regenerates the figure (stored in the files' metadata).
 
@@ -433,7 +433,7 @@ def plot_activations(result, path: str | Path, command: str | None = None) -> Pa
     accuracy axis; three per row, two columns wide.
 
     Args:
-        result: a ``validation.activations.ActivationsResult``.
+        result: a ``validation.report.activations.ActivationsResult``.
         path: target; written as ``.png`` and ``.pdf``.
         command: the command that regenerates the figure (stored in the files' metadata).
 
@@ -445,7 +445,8 @@ def plot_activations(result, path: str | Path, command: str | None = None) -> Pa
 
 # --- compress-compare ----------------------------------------------------------------------
 
-#: Marker, colour and line style of each method of ``validation.compress_compare``. The dense
+#: Marker, colour and line style of each method of
+#: ``validation.experiments.compress_compare``. The dense
 #: model and the dense random features are references (black, grey); a method's variant
 #: (``cet-plain``) shares its colour with open markers and a dashed line. Palette index 6
 #: (black) is left to the dense reference and 7 (yellow, faint on white) to unknown methods.
@@ -510,7 +511,7 @@ def plot_compress_compare(result, path: str | Path, command: str | None = None) 
     a triangle on the bottom edge. One column wide, legend below the axes.
 
     Args:
-        result: a ``validation.compress_compare.CompareResult``.
+        result: a ``validation.experiments.compress_compare.CompareResult``.
         path: target; written as ``.png`` and ``.pdf``.
         command: the command that regenerates the figure (stored in the files' metadata).
 
@@ -561,7 +562,7 @@ def plot_neighbourhood(neighbourhood, path: str | Path, command: str | None = No
     neighbourhood). One column wide.
 
     Args:
-        neighbourhood: ``validation.llc.NeighbourhoodResult`` or its ``as_dict()``.
+        neighbourhood: ``validation.experiments.llc.NeighbourhoodResult`` or its ``as_dict()``.
         path: target; written as ``.png`` and ``.pdf``.
         command: the command that regenerates the figure (stored in the files' metadata).
 

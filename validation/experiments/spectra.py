@@ -1,7 +1,7 @@
 """Spectral experiments: deterministic equivalents against exact and finite-network kernels.
 
 Each experiment is a function that returns a frozen result object; figures are drawn from the
-result by ``validation.figures``.
+result by ``validation.report.figures``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from rmt.spectral import (
     comparison_from_pairs,
     subspace_alignment,
 )
-from validation.datasource import DataSource, TrainingSet
-from validation.kernel_store import tiled_exact_kernels
+from validation.data.datasource import DataSource, TrainingSet
+from validation.data.kernel_store import tiled_exact_kernels
 
 __all__ = [
     "ConvergenceResult",
@@ -189,7 +189,7 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
     Data: the 2-class GMM of spec section 6 (||mu_1 - mu_2|| = 3, t = (-2, 2), identity
     covariance structure, equal proportions), ``p = n // 2`` by default; or, with ``data``, a
     class-balanced sample of n columns of a labelled data set (statistics estimated on its
-    training set, ``validation.datasource``), and the same comparison on its matched-GMM twin
+    training set, ``validation.data.datasource``), and the same comparison on its matched-GMM twin
     in ``result.twin``.
 
     Args:
@@ -220,7 +220,7 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
     kernel in memory (the reference), O(n^2) per product instead of O(n^3) in all, and no
     histogram (``eigs_*`` are ``None``). "disk" is "lanczos" with the exact kernel computed in
     tiles under ``storage`` (:func:`storage_options`: folder, tile, dtype, workers, dask
-    scheduler; ``validation.kernel_store``) and streamed from disk by every product: no n x n
+    scheduler; ``validation.data.kernel_store``) and streamed from disk by every product: no n x n
     array in memory. "auto": :func:`spectrum_path`. On real data the sample's kernel goes to
     ``<root>/real``, its twin's to ``<root>/gmm``, and the top-k eigenpairs of the two exact
     kernels are compared too (``SpectrumResult.twin_agreement``).
