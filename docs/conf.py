@@ -33,6 +33,7 @@ myst_enable_extensions = ["dollarmath"]
 # package, so that a new export appears without editing the docs
 # (tests/test_docs.py checks the pages against ``__all__``).
 PACKAGES = {
+    "ntklc": "the error contract",
     "rmt": "Gaussian mixtures, their statistics, spectral metrics",
     "ntk": "activations, constants, kernels and their equivalents",
     "solvers": "NTK-LC, knapsack, rank, entropy coding, curvature",

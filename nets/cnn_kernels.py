@@ -50,6 +50,7 @@ from ntk.cnn_architecture import ConvArchitecture, check_images, fan_in_scale
 from ntk.empirical import EmpiricalKernels, _gram, _mirror, mean_over_draws
 from ntk.progress import progress_bar
 from ntk.weights import WeightLaw, parse_weight_law, sample_weights
+from ntklc.errors import InputError
 
 __all__ = ["cnn_network_kernels", "empirical_cnn_kernels"]
 
@@ -102,7 +103,7 @@ def cnn_network_kernels(images, acts: str | Sequence, weights: str | WeightLaw,
         ``(ck, ntk)``: (n, n) arrays of ``dtype``; ``ntk`` is ``None`` unless requested.
 
     Raises:
-        ValueError: bad images, channels, centring or dtype, an architecture that does not
+        InputError: bad images, channels, centring or dtype, an architecture that does not
             fit the images, or the NTK requested for an activation with jumps.
     """
     setup = _validate(images, acts, channels, filter_size, padding, pool, readout, ntk,
@@ -140,12 +141,12 @@ def empirical_cnn_kernels(images, acts: str | Sequence, *, channels: int | Seque
         channels of each hidden layer as ``width``.
 
     Raises:
-        ValueError: bad images, channels, draws, centring or dtype, unknown weight law, an
+        InputError: bad images, channels, draws, centring or dtype, unknown weight law, an
             architecture that does not fit the images, or the NTK requested for an activation
             with jumps.
     """
     if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 1:
-        raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
+        raise InputError(f"draws must be an integer >= 1, got {draws!r}")
     law = parse_weight_law(weights)
     setup = _validate(images, acts, channels, filter_size, padding, pool, readout, ntk,
                       centring, dtype)
@@ -162,32 +163,32 @@ def _validate(images, acts, channels, filter_size, padding, pool, readout, ntk, 
     try:
         dtype = np.dtype(dtype)
     except TypeError:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        raise InputError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        raise InputError(f"dtype must be float32 or float64, got {dtype}")
     acts = parse_activations(acts)
     L = len(acts)
     if not isinstance(pool, list | tuple):
-        raise ValueError(f"pool must list integer layer numbers, got {pool!r}")
+        raise InputError(f"pool must list integer layer numbers, got {pool!r}")
     arch = ConvArchitecture(layers=L, filter_size=filter_size, padding=padding,
                             pool=tuple(pool), readout=readout)
     arch.grids(x.shape[2], x.shape[3])
     counts = (channels,) * L if np.ndim(channels) == 0 else tuple(channels)
     if len(counts) != L:
-        raise ValueError(f"channels has {len(counts)} entries for {L} layers")
+        raise InputError(f"channels has {len(counts)} entries for {L} layers")
     if any(isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 1 for c in counts):
-        raise ValueError(f"every channel count must be an integer >= 1, got {channels!r}")
+        raise InputError(f"every channel count must be an integer >= 1, got {channels!r}")
     if ntk:
         jumpy = [a.name for a in acts if a.has_jumps]
         if jumpy:
-            raise ValueError(f"NTK undefined for activations with jumps ({', '.join(jumpy)}): "
+            raise InputError(f"NTK undefined for activations with jumps ({', '.join(jumpy)}): "
                              "E[sigma'^2] is infinite; request the CK only (ntk=False)")
     if centring is None:
         m = (0.0,) * L
     else:
         m = tuple(np.asarray(centring, dtype=np.float64).reshape(-1))
         if np.ndim(centring) != 1 or len(m) != L or not all(map(math.isfinite, m)):
-            raise ValueError(f"centring must hold {L} finite numbers (one per layer), got "
+            raise InputError(f"centring must hold {L} finite numbers (one per layer), got "
                              f"{centring!r}")
     return _Setup(images=x.astype(dtype, copy=False), acts=acts, arch=arch,
                   channels=tuple(int(c) for c in counts), centring=tuple(float(v) for v in m),

@@ -25,6 +25,7 @@ import numpy as np
 from ntk.activations import Activation, parse_activations
 from ntk.constants import tau_chain
 from ntk.weights import sample_weights
+from ntklc.errors import InputError
 
 __all__ = ["CompressedNetwork", "DenseNetwork", "TernaryMatrix", "sample_ternary_signs"]
 
@@ -49,7 +50,7 @@ def sample_ternary_signs(shape, eps: float, rng: np.random.Generator) -> np.ndar
 
     Raises:
         TypeError: ``rng`` is not a ``numpy.random.Generator``.
-        ValueError: eps outside [0, 1).
+        InputError: eps outside [0, 1).
     """
     eps = _check_eps(eps)
     if not isinstance(rng, np.random.Generator):
@@ -159,18 +160,18 @@ class TernaryMatrix:
     def __post_init__(self, signs):
         signs = np.asarray(signs)
         if signs.ndim != 2 or signs.size == 0:
-            raise ValueError(f"signs must be a non-empty 2-D array (d_out x d_in), got shape "
+            raise InputError(f"signs must be a non-empty 2-D array (d_out x d_in), got shape "
                              f"{signs.shape}")
         if not np.issubdtype(signs.dtype, np.integer):
-            raise ValueError(f"signs must be an integer array with values in {{-1, 0, 1}}, got "
+            raise InputError(f"signs must be an integer array with values in {{-1, 0, 1}}, got "
                              f"dtype {signs.dtype}")
         if signs.shape[1] > np.iinfo(np.int32).max:
-            raise ValueError(f"d_in = {signs.shape[1]} does not fit int32 column indices")
+            raise InputError(f"d_in = {signs.shape[1]} does not fit int32 column indices")
         if signs.min() < -1 or signs.max() > 1:
-            raise ValueError("signs must take values in {-1, 0, 1}")
+            raise InputError("signs must take values in {-1, 0, 1}")
         scale = float(self.scale)
         if not (math.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a positive finite number, got {self.scale}")
+            raise InputError(f"scale must be a positive finite number, got {self.scale}")
         d_out = signs.shape[0]
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "shape", (int(d_out), int(signs.shape[1])))
@@ -221,14 +222,14 @@ class TernaryMatrix:
             (d_out, n) C-contiguous array of X's floating dtype.
 
         Raises:
-            ValueError: X is not a real 2-D array with d_in rows.
+            InputError: X is not a real 2-D array with d_in rows.
         """
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[0] != self.shape[1]:
-            raise ValueError(f"X must be a 2-D array with d_in = {self.shape[1]} rows, got "
+            raise InputError(f"X must be a 2-D array with d_in = {self.shape[1]} rows, got "
                              f"shape {X.shape}")
         if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-            raise ValueError(f"X must be real, got dtype {X.dtype}")
+            raise InputError(f"X must be real, got dtype {X.dtype}")
         dtype = np.float32 if X.dtype == np.float32 else np.float64
         X = np.ascontiguousarray(X, dtype=dtype)
         out = np.empty((self.shape[0], X.shape[1]), dtype=dtype)
@@ -242,14 +243,14 @@ class TernaryMatrix:
 def _check_eps(eps) -> float:
     eps = float(eps)
     if not 0.0 <= eps < 1.0:
-        raise ValueError(f"ternary weights need a sparsity eps in [0, 1), got {eps}")
+        raise InputError(f"ternary weights need a sparsity eps in [0, 1), got {eps}")
     return eps
 
 
 def _check_dtype(dtype) -> np.dtype:
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        raise InputError(f"dtype must be float32 or float64, got {dtype}")
     return dtype
 
 
@@ -257,19 +258,19 @@ def _check_layers(shapes: Sequence[tuple[int, int]], activations, centring
                   ) -> tuple[tuple[Activation, ...], tuple[float, ...]]:
     """Checked activations and centring of a network whose weight shapes are ``shapes``."""
     if not shapes:
-        raise ValueError("the network needs at least one layer")
+        raise InputError("the network needs at least one layer")
     for layer in range(1, len(shapes)):
         if shapes[layer][1] != shapes[layer - 1][0]:
-            raise ValueError(f"layer {layer + 1} expects {shapes[layer][1]} inputs but layer "
+            raise InputError(f"layer {layer + 1} expects {shapes[layer][1]} inputs but layer "
                              f"{layer} has {shapes[layer - 1][0]} outputs")
     acts = tuple(parse_activations(activations if isinstance(activations, str)
                                    else list(activations)))
     centring = tuple(float(m) for m in centring)
     if not len(acts) == len(centring) == len(shapes):
-        raise ValueError(f"{len(shapes)} layers need as many activations and centring "
+        raise InputError(f"{len(shapes)} layers need as many activations and centring "
                          f"constants, got {len(acts)} and {len(centring)}")
     if not all(math.isfinite(m) for m in centring):
-        raise ValueError("centring constants must be finite")
+        raise InputError("centring constants must be finite")
     return acts, centring
 
 
@@ -279,12 +280,12 @@ def _forward(X, products: Sequence[Callable[[np.ndarray], np.ndarray]], p: int,
     dtype = _check_dtype(dtype)
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[0] != p:
-        raise ValueError(f"X must be a 2-D array with p = {p} rows (one sample per column), "
+        raise InputError(f"X must be a 2-D array with p = {p} rows (one sample per column), "
                          f"got shape {X.shape}")
     if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-        raise ValueError(f"X must be real, got dtype {X.dtype}")
+        raise InputError(f"X must be real, got dtype {X.dtype}")
     if not np.all(np.isfinite(X)):
-        raise ValueError("X contains NaN or infinite entries")
+        raise InputError("X contains NaN or infinite entries")
     Sigma = np.asarray(X, dtype=dtype)
     for product, act, m in zip(products, acts, centring, strict=True):
         Z = product(Sigma)
@@ -335,7 +336,7 @@ class CompressedNetwork(_LayeredNetwork):
     def __post_init__(self):
         weights = tuple(self.weights)
         if not all(isinstance(W, TernaryMatrix) for W in weights):
-            raise ValueError("weights must be TernaryMatrix instances")
+            raise InputError("weights must be TernaryMatrix instances")
         acts, centring = _check_layers([W.shape for W in weights], self.activations,
                                        self.centring)
         object.__setattr__(self, "weights", weights)
@@ -364,13 +365,13 @@ class CompressedNetwork(_LayeredNetwork):
             seed: seed of the generator.
 
         Raises:
-            ValueError: bad p, widths, eps, tau0 or activations.
+            InputError: bad p, widths, eps, tau0 or activations.
         """
         acts = parse_activations(activations)
         widths = _check_widths(p, widths, len(acts))
         eps = _check_eps(eps)
         if not (math.isfinite(tau0) and tau0 > 0):
-            raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+            raise InputError(f"tau0 must be a positive finite number, got {tau0}")
         centring = [c.m0 for c in tau_chain(acts, tau0)]
         rng = np.random.default_rng(seed)
         scale = 1.0 / math.sqrt(1.0 - eps)
@@ -391,7 +392,7 @@ class CompressedNetwork(_LayeredNetwork):
             dtype: float32 (default) or float64; the whole forward pass runs in it.
 
         Raises:
-            ValueError: X of the wrong shape, not real or not finite; bad dtype.
+            InputError: X of the wrong shape, not real or not finite; bad dtype.
         """
         return _forward(X, [W.matmul for W in self.weights], self.input_dim, self.activations,
                         self.centring, dtype)
@@ -414,7 +415,7 @@ class DenseNetwork(_LayeredNetwork):
     def __post_init__(self):
         weights = tuple(np.asarray(W, dtype=np.float32) for W in self.weights)
         if any(W.ndim != 2 or W.size == 0 for W in weights):
-            raise ValueError("weights must be non-empty 2-D arrays (d_l x d_{l-1})")
+            raise InputError("weights must be non-empty 2-D arrays (d_l x d_{l-1})")
         acts, centring = _check_layers([W.shape for W in weights], self.activations,
                                        self.centring)
         object.__setattr__(self, "weights", weights)
@@ -432,12 +433,12 @@ class DenseNetwork(_LayeredNetwork):
         ``ntk.empirical.network_kernels(..., "gaussian", rng, dtype=np.float32)`` draws them.
 
         Raises:
-            ValueError: bad p, widths, tau0 or activations.
+            InputError: bad p, widths, tau0 or activations.
         """
         acts = parse_activations(activations)
         widths = _check_widths(p, widths, len(acts))
         if not (math.isfinite(tau0) and tau0 > 0):
-            raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+            raise InputError(f"tau0 must be a positive finite number, got {tau0}")
         centring = [c.m0 for c in tau_chain(acts, tau0)]
         rng = np.random.default_rng(seed)
         weights = tuple(sample_weights("gaussian", (d, d_prev), rng, np.float32)
@@ -456,8 +457,8 @@ def _check_widths(p, widths, layers: int) -> tuple[int, ...]:
     widths = tuple(widths)
     for d in (p, *widths):
         if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"p and every width must be integers >= 1, got p={p!r}, "
+            raise InputError(f"p and every width must be integers >= 1, got p={p!r}, "
                              f"widths={widths!r}")
     if len(widths) != layers:
-        raise ValueError(f"{len(widths)} widths for {layers} activations")
+        raise InputError(f"{len(widths)} widths for {layers} activations")
     return tuple(int(d) for d in widths)

@@ -45,6 +45,7 @@ from ntk.activations import Activation, parse_activations
 from ntk.cnn_architecture import ConvArchitecture, check_images, fan_in_scale
 from ntk.constants import tau_chain
 from ntk.weights import sample_weights
+from ntklc.errors import InputError
 
 __all__ = ["CompressedCNN", "DenseCNN"]
 
@@ -57,29 +58,29 @@ def _check_input_shape(shape) -> tuple[int, int, int]:
     shape = tuple(shape)
     if len(shape) != 3 or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1
                               for v in shape):
-        raise ValueError(f"input_shape must be three integers >= 1 (C, H, W), got {shape}")
+        raise InputError(f"input_shape must be three integers >= 1 (C, H, W), got {shape}")
     return (int(shape[0]), int(shape[1]), int(shape[2]))
 
 
 def _check_channels(channels, layers: int) -> tuple[int, ...]:
     channels = tuple(channels)
     if any(isinstance(c, bool) or not isinstance(c, int | np.integer) or c < 1 for c in channels):
-        raise ValueError(f"every channel count must be an integer >= 1, got {channels!r}")
+        raise InputError(f"every channel count must be an integer >= 1, got {channels!r}")
     if len(channels) != layers:
-        raise ValueError(f"{len(channels)} channel counts for {layers} activations")
+        raise InputError(f"{len(channels)} channel counts for {layers} activations")
     return tuple(int(c) for c in channels)
 
 
 def _check_tau0(tau0) -> float:
     tau0 = float(tau0)
     if not (math.isfinite(tau0) and tau0 > 0):
-        raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+        raise InputError(f"tau0 must be a positive finite number, got {tau0}")
     return tau0
 
 
 def _check_arch(arch) -> ConvArchitecture:
     if not isinstance(arch, ConvArchitecture):
-        raise ValueError(f"arch must be a ConvArchitecture, got {type(arch).__name__}")
+        raise InputError(f"arch must be a ConvArchitecture, got {type(arch).__name__}")
     return arch
 
 
@@ -91,12 +92,12 @@ def _check_network(channels: Sequence[tuple[int, int]], arch, input_shape, activ
     grid."""
     input_shape = _check_input_shape(input_shape)
     if len(channels) != arch.layers:
-        raise ValueError(f"the architecture has {arch.layers} layers, got {len(channels)} "
+        raise InputError(f"the architecture has {arch.layers} layers, got {len(channels)} "
                          "convolutions")
     c_prev = input_shape[0]
     for layer, (c_out, c_in) in enumerate(channels, start=1):
         if c_in != c_prev:
-            raise ValueError(f"layer {layer} expects {c_in} input channels but "
+            raise InputError(f"layer {layer} expects {c_in} input channels but "
                              f"{'the images have' if layer == 1 else 'the layer below has'} "
                              f"{c_prev}")
         c_prev = c_out
@@ -172,7 +173,7 @@ class _ConvNetwork:
         """The (d, n) features with products[l](P) = W_l P in ``dtype``."""
         x = np.asarray(images)
         if x.ndim != 4 or x.shape[0] < 1 or x.shape[1:] != self.input_shape:
-            raise ValueError(f"images must have shape (n, {', '.join(map(str, self.input_shape))}"
+            raise InputError(f"images must have shape (n, {', '.join(map(str, self.input_shape))}"
                              f") with n >= 1, got {x.shape}")
         per_block = max(1, _BLOCK_BYTES // (self._patch_entries * dtype.itemsize))
         out = np.empty((self.feature_count, x.shape[0]), dtype=dtype)
@@ -229,12 +230,12 @@ class CompressedCNN(_ConvNetwork):
     def __post_init__(self):
         weights = tuple(self.weights)
         if not all(isinstance(W, TernaryMatrix) for W in weights):
-            raise ValueError("weights must be TernaryMatrix instances")
+            raise InputError("weights must be TernaryMatrix instances")
         k2 = _check_arch(self.arch).filter_size ** 2
         channels = []
         for layer, W in enumerate(weights, start=1):
             if W.shape[1] % k2:
-                raise ValueError(f"layer {layer}: a ({W.shape[0]}, C k^2) matrix needs a "
+                raise InputError(f"layer {layer}: a ({W.shape[0]}, C k^2) matrix needs a "
                                  f"multiple of k^2 = {k2} columns, got {W.shape[1]}")
             channels.append((W.shape[0], W.shape[1] // k2))
         input_shape, acts, centring = _check_network(channels, self.arch, self.input_shape,
@@ -269,7 +270,7 @@ class CompressedCNN(_ConvNetwork):
             seed: seed of the generator.
 
         Raises:
-            ValueError: bad input shape, channels, eps, tau0, activations or an architecture
+            InputError: bad input shape, channels, eps, tau0, activations or an architecture
                 that does not fit the input grid.
         """
         acts = parse_activations(activations)
@@ -299,7 +300,7 @@ class CompressedCNN(_ConvNetwork):
             dtype: float32 (default) or float64; the whole forward pass runs in it.
 
         Raises:
-            ValueError: images of another shape than (n, *input_shape), not real or not
+            InputError: images of another shape than (n, *input_shape), not real or not
                 finite; bad dtype.
         """
         dtype = _check_dtype(dtype)
@@ -332,7 +333,7 @@ class DenseCNN(_ConvNetwork):
         k = _check_arch(self.arch).filter_size
         for layer, W in enumerate(weights, start=1):
             if W.ndim != 4 or W.size == 0 or W.shape[2:] != (k, k):
-                raise ValueError(f"layer {layer}: filters must be a non-empty (C_l, C_{{l-1}}, "
+                raise InputError(f"layer {layer}: filters must be a non-empty (C_l, C_{{l-1}}, "
                                  f"{k}, {k}) array, got shape {W.shape}")
         input_shape, acts, centring = _check_network([W.shape[:2] for W in weights], self.arch,
                                                      self.input_shape, self.activations,
@@ -352,7 +353,7 @@ class DenseCNN(_ConvNetwork):
         np.float32)`` in layer order from ``rng = numpy.random.default_rng(seed)``.
 
         Raises:
-            ValueError: bad input shape, channels, tau0, activations or architecture.
+            InputError: bad input shape, channels, tau0, activations or architecture.
         """
         acts = parse_activations(activations)
         channels = _check_channels(channels, len(acts))

@@ -55,6 +55,7 @@ from nets.layers import (
     _maxpool_forward,
 )
 from nets.model import Sequential
+from ntklc.errors import InputError
 
 __all__ = ["DENSE_HESSIAN_MAX", "LossCurvature"]
 
@@ -356,7 +357,7 @@ def _ops(layer):
     for kind, ops in _OPS.items():
         if isinstance(layer, kind):
             return ops
-    raise ValueError(f"LossCurvature does not support layers of type {type(layer).__name__}")
+    raise InputError(f"LossCurvature does not support layers of type {type(layer).__name__}")
 
 
 def _backward_constant(layer, state, g):
@@ -400,23 +401,23 @@ def _output_shape(layer, shape: tuple[int, ...], i: int) -> tuple[int, ...]:
     where = f"layer {i} ({type(layer).__name__})"
     if isinstance(layer, Dense):
         if shape != (layer.in_features,):
-            raise ValueError(f"{where} expects samples of shape ({layer.in_features},), got "
+            raise InputError(f"{where} expects samples of shape ({layer.in_features},), got "
                              f"{shape}")
         return (layer.out_features,)
     if isinstance(layer, Conv2d):
         if len(shape) != 3 or shape[0] != layer.in_ch \
                 or min(shape[1:]) + 2 * layer.padding < layer.kernel:
-            raise ValueError(f"{where} expects samples (C, H, W) with C = {layer.in_ch} and "
+            raise InputError(f"{where} expects samples (C, H, W) with C = {layer.in_ch} and "
                              f"H, W + 2 padding >= {layer.kernel}, got {shape}")
         return (layer.out_ch, *layer.output_shape(shape[1], shape[2]))
     if isinstance(layer, (MaxPool2d, AvgPool2d)):
         if len(shape) != 3 or min(shape[1:]) < layer.k:
-            raise ValueError(f"{where} expects samples (C, H, W) with H, W >= {layer.k}, got "
+            raise InputError(f"{where} expects samples (C, H, W) with H, W >= {layer.k}, got "
                              f"{shape}")
         return (shape[0], shape[1] // layer.k, shape[2] // layer.k)
     if isinstance(layer, Flatten):
         if not shape:
-            raise ValueError(f"{where} needs samples with at least one axis")
+            raise InputError(f"{where} needs samples with at least one axis")
         return (int(np.prod(shape)),)
     return shape
 
@@ -462,7 +463,7 @@ class LossCurvature:
             during the first product).
 
     Raises:
-        ValueError: an empty model, no selected layer, a selected layer that is not
+        InputError: an empty model, no selected layer, a selected layer that is not
             Dense/Conv2d, bad shapes of X or y, labels out of range, a bad batch size or cache
             size, or an activation above the lowest selected layer that has jumps or no
             second derivative (activations below it are only evaluated).
@@ -473,14 +474,14 @@ class LossCurvature:
                  max_cache_bytes: int = 1 << 30):
         model_layers = list(getattr(model, "layers", None) or [])
         if not model_layers:
-            raise ValueError("LossCurvature needs a model with at least one layer")
+            raise InputError("LossCurvature needs a model with at least one layer")
         if model.loss not in ("cross_entropy", "mse"):
-            raise ValueError(f"unsupported loss {model.loss!r}")
+            raise InputError(f"unsupported loss {model.loss!r}")
         for name, value, low in (("batch_size", batch_size, 1),
                                  ("max_cache_bytes", max_cache_bytes, 0)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                     or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+                raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
         self._model_layers = model_layers
         self._loss_kind = model.loss
         self.batch_size = int(batch_size)
@@ -508,20 +509,20 @@ class LossCurvature:
             chosen = [i for i, layer in enumerate(all_layers)
                       if isinstance(layer, (Dense, Conv2d)) and layer.trainable]
             if not chosen:
-                raise ValueError("the model has no trainable Dense or Conv2d layer; pass "
+                raise InputError("the model has no trainable Dense or Conv2d layer; pass "
                                  "layers=[...] to choose layers explicitly")
         else:
             chosen = [int(i) for i in layers]
             if not chosen:
-                raise ValueError("layers is empty: select at least one Dense or Conv2d layer")
+                raise InputError("layers is empty: select at least one Dense or Conv2d layer")
             if len(set(chosen)) != len(chosen):
-                raise ValueError(f"layers has repeated indices: {list(layers)}")
+                raise InputError(f"layers has repeated indices: {list(layers)}")
             for i in chosen:
                 if not 0 <= i < len(all_layers):
-                    raise ValueError(f"layer index {i} out of range for a model of "
+                    raise InputError(f"layer index {i} out of range for a model of "
                                      f"{len(all_layers)} layers")
                 if not isinstance(all_layers[i], (Dense, Conv2d)):
-                    raise ValueError(f"layer {i} is a {type(all_layers[i]).__name__}; only "
+                    raise InputError(f"layer {i} is a {type(all_layers[i]).__name__}; only "
                                      "Dense and Conv2d layers have parameters")
         chosen = sorted(chosen)
         for i, layer in enumerate(all_layers):
@@ -529,11 +530,11 @@ class LossCurvature:
             if i > chosen[0] and isinstance(layer, Activation):
                 # R{x} and g are non-zero from the lowest selected layer up: sigma'' is needed.
                 if layer.act.has_jumps:
-                    raise ValueError(f"activation {layer.name!r} (layer {i}) has jumps: its "
+                    raise InputError(f"activation {layer.name!r} (layer {i}) has jumps: its "
                                      "derivative is zero almost everywhere and the Hessian "
                                      "through it is undefined; select only layers above it")
                 if layer.act.second_derivative is None:
-                    raise ValueError(f"activation {layer.name!r} (layer {i}) has no second "
+                    raise InputError(f"activation {layer.name!r} (layer {i}) has no second "
                                      "derivative in the catalogue (user callable?); use a "
                                      "catalogue activation or select only layers above it")
         return tuple(chosen)
@@ -541,31 +542,31 @@ class LossCurvature:
     def _check_data(self, X, y) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(X)
         if X.ndim < 2 or X.shape[0] == 0:
-            raise ValueError(f"X must have shape (N, ...) with N >= 1, got {X.shape}")
+            raise InputError(f"X must have shape (N, ...) with N >= 1, got {X.shape}")
         if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-            raise ValueError(f"X must be numeric, got dtype {X.dtype}")
+            raise InputError(f"X must be numeric, got dtype {X.dtype}")
         shape = tuple(X.shape[1:])
         for i, layer in enumerate(self._model_layers):
             shape = _output_shape(layer, shape, i)
         if len(shape) != 1:
-            raise ValueError(f"the model's outputs must be (N, classes), got per-sample shape "
+            raise InputError(f"the model's outputs must be (N, classes), got per-sample shape "
                              f"{shape}")
         n, classes = X.shape[0], shape[0]
         y = np.asarray(y)
         if y.ndim == 1:
             if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"y must be {n} integer labels, got {y.dtype} of shape "
+                raise InputError(f"y must be {n} integer labels, got {y.dtype} of shape "
                                  f"{y.shape}")
             if y.min() < 0 or y.max() >= classes:
-                raise ValueError(f"labels must lie in [0, {classes}), got range "
+                raise InputError(f"labels must lie in [0, {classes}), got range "
                                  f"[{y.min()}, {y.max()}]")
             if self._loss_kind == "mse":
                 y = np.eye(classes, dtype=_F64)[y]
         elif self._loss_kind == "cross_entropy":
-            raise ValueError(f"cross-entropy needs integer labels of shape ({n},), got shape "
+            raise InputError(f"cross-entropy needs integer labels of shape ({n},), got shape "
                              f"{y.shape}")
         elif y.shape != (n, classes) or not np.issubdtype(y.dtype, np.number):
-            raise ValueError(f"mse targets must be numbers of shape ({n}, {classes}), got "
+            raise InputError(f"mse targets must be numbers of shape ({n}, {classes}), got "
                              f"{y.dtype} of shape {y.shape}")
         else:
             y = np.asarray(y, dtype=_F64)
@@ -577,26 +578,26 @@ class LossCurvature:
         """Concatenate arrays paired with ``shapes`` (W, b per selected layer) to (n,) float64.
 
         Raises:
-            ValueError: wrong number of arrays or a wrong shape.
+            InputError: wrong number of arrays or a wrong shape.
         """
         arrays = list(arrays)
         if len(arrays) != len(self.shapes):
-            raise ValueError(f"expected {len(self.shapes)} arrays (W, b per selected layer), "
+            raise InputError(f"expected {len(self.shapes)} arrays (W, b per selected layer), "
                              f"got {len(arrays)}")
         for k, (a, shape) in enumerate(zip(arrays, self.shapes, strict=True)):
             if np.shape(a) != shape:
-                raise ValueError(f"array {k} has shape {np.shape(a)}, expected {shape}")
+                raise InputError(f"array {k} has shape {np.shape(a)}, expected {shape}")
         return np.concatenate([np.asarray(a, dtype=_F64).ravel() for a in arrays])
 
     def unflatten(self, theta: np.ndarray) -> list[np.ndarray]:
         """Split an (n,) vector into float64 arrays of ``shapes`` (the inverse of flatten).
 
         Raises:
-            ValueError: ``theta`` is not a vector of length n.
+            InputError: ``theta`` is not a vector of length n.
         """
         theta = np.asarray(theta, dtype=_F64)
         if theta.shape != (self.n,):
-            raise ValueError(f"expected a vector of length n = {self.n}, got shape "
+            raise InputError(f"expected a vector of length n = {self.n}, got shape "
                              f"{theta.shape}")
         pieces = np.split(theta, np.cumsum(self._sizes)[:-1])
         return [p.reshape(s) for p, s in zip(pieces, self.shapes, strict=True)]
@@ -723,7 +724,7 @@ class LossCurvature:
         """Mean loss L at the model's weights, or with the selected parameters set to theta.
 
         Raises:
-            ValueError: ``theta`` is not a vector of length n.
+            InputError: ``theta`` is not a vector of length n.
         """
         return self._run(self._params(theta), backward=False)[0]
 
@@ -731,7 +732,7 @@ class LossCurvature:
         """dL/dtheta, (n,) float64, at the model's weights or at theta.
 
         Raises:
-            ValueError: ``theta`` is not a vector of length n.
+            InputError: ``theta`` is not a vector of length n.
         """
         return self._run(self._params(theta), backward=True)[1]
 
@@ -743,7 +744,7 @@ class LossCurvature:
         those (a forward and a backward pass more).
 
         Raises:
-            ValueError: ``v`` is not a vector of length n.
+            InputError: ``v`` is not a vector of length n.
         """
         params = self._params(v=v)
         flat = np.zeros(self.n)
@@ -778,10 +779,10 @@ class LossCurvature:
         """The (n, n) Hessian, column j = H e_j (n products; not symmetrised).
 
         Raises:
-            ValueError: n > ``DENSE_HESSIAN_MAX``.
+            InputError: n > ``DENSE_HESSIAN_MAX``.
         """
         if self.n > DENSE_HESSIAN_MAX:
-            raise ValueError(f"dense_hessian builds an n x n matrix from n products; n = "
+            raise InputError(f"dense_hessian builds an n x n matrix from n products; n = "
                              f"{self.n} exceeds DENSE_HESSIAN_MAX = {DENSE_HESSIAN_MAX}: use "
                              "hvp or operator() with matrix-free solvers instead")
         H = np.empty((self.n, self.n))

@@ -30,6 +30,7 @@ import pooch
 import requests
 
 from nets.datasets import CACHE_NAME, DATA_ENV, URL_ENV, DatasetInfo, RemoteFile, get_dataset_info
+from ntklc.errors import DataNotFoundError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,6 @@ _CHUNK = 1 << 20
 
 # IDX type codes (third magic byte); all multi-byte values are big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-class DataNotFoundError(FileNotFoundError):
-    """The files of a data set are in none of the searched folders and could not be downloaded."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,12 +76,12 @@ class Dataset:
                 f"got {self.images.dtype} and {self.labels.dtype}"
             )
         if self.labels.ndim != 1 or self.images.shape[0] != self.labels.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: {self.images.shape[0]} images but labels of shape "
                 f"{self.labels.shape}"
             )
         if self.labels.size and not 0 <= self.labels.min() <= self.labels.max() < len(self.classes):
-            raise ValueError(
+            raise InputError(
                 f"{self.name}: labels outside [0, {len(self.classes)}): "
                 f"min {self.labels.min()}, max {self.labels.max()}"
             )
@@ -129,19 +126,19 @@ def parse_idx(raw: bytes, source: str = "<bytes>") -> np.ndarray:
         A writable array in native byte order with the shape given by the header.
 
     Raises:
-        ValueError: If the magic number is wrong or the length disagrees with the header.
+        InputError: If the magic number is wrong or the length disagrees with the header.
     """
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{source}: not an IDX file (magic bytes {raw[:4].hex() or 'none'})")
+        raise InputError(f"{source}: not an IDX file (magic bytes {raw[:4].hex() or 'none'})")
     ndim = raw[3]
     offset = 4 + 4 * ndim
     if len(raw) < offset:
-        raise ValueError(f"{source}: IDX header truncated ({len(raw)} bytes)")
+        raise InputError(f"{source}: IDX header truncated ({len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4:offset])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = offset + math.prod(shape) * dtype.itemsize
     if len(raw) != expected:
-        raise ValueError(
+        raise InputError(
             f"{source}: IDX header {shape} needs {expected} bytes but the file has {len(raw)} "
             "(truncated or corrupted)"
         )
@@ -158,7 +155,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         The decoded array (see `parse_idx`).
 
     Raises:
-        ValueError: If the file is not a valid (gzip-compressed) IDX file.
+        InputError: If the file is not a valid (gzip-compressed) IDX file.
     """
     path = Path(path)
     raw = path.read_bytes()
@@ -193,14 +190,14 @@ def load_dataset(
         The split as a `Dataset` (see its docstring for the array layouts).
 
     Raises:
-        ValueError: Unknown name or split, a file whose SHA-256 does not match the registry
+        InputError: Unknown name or split, a file whose SHA-256 does not match the registry
             (the message names the file and the expected digest), or malformed content.
         DataNotFoundError: The files are nowhere and could not be downloaded; the message
             lists the folders searched and the expected layout.
     """
     info = get_dataset_info(name)
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        raise InputError(f"unknown split {split!r}; expected one of {SPLITS}")
     folders = _search_folders(info, data_dir)
     if info.name == "cifar-10":
         images, labels = _load_cifar(info, split, folders)
@@ -265,7 +262,7 @@ def _load_idx_pair(
     images = parse_idx(_verified_gunzip(folder / image_file.name, image_file), image_file.name)
     labels = parse_idx(_verified_gunzip(folder / label_file.name, label_file), label_file.name)
     if images.ndim != 3 or images.dtype != np.uint8 or labels.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"{folder}: expected uint8 images (N, H, W) and labels (N,), got {images.dtype} "
             f"{images.shape} and {labels.shape}"
         )
@@ -312,7 +309,7 @@ def _read_cifar_archive(path: Path, entry: RemoteFile, batches: Sequence[str]) -
                     found[wanted[member.name]] = stream.read()
     missing = [b for b in batches if b not in found]
     if missing:
-        raise ValueError(f"{path}: archive lacks {', '.join(f'{_CIFAR_DIR}/{b}' for b in missing)}")
+        raise InputError(f"{path}: archive lacks {', '.join(f'{_CIFAR_DIR}/{b}' for b in missing)}")
     return found
 
 
@@ -347,17 +344,17 @@ def _parse_cifar_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]
     try:
         batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError) as error:
-        raise ValueError(f"{source}: not a CIFAR-10 batch ({error})") from error
+        raise InputError(f"{source}: not a CIFAR-10 batch ({error})") from error
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise ValueError(f"{source}: not a CIFAR-10 batch (no b'data' and b'labels' keys)")
+        raise InputError(f"{source}: not a CIFAR-10 batch (no b'data' and b'labels' keys)")
     data = np.asarray(batch[b"data"])
     labels = np.asarray(batch[b"labels"], dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * _CIFAR_SIDE**2:
-        raise ValueError(
+        raise InputError(
             f"{source}: b'data' must be uint8 (N, 3072), got {data.dtype} {data.shape}"
         )
     if labels.shape != (data.shape[0],):
-        raise ValueError(f"{source}: {data.shape[0]} images but {labels.shape} labels")
+        raise InputError(f"{source}: {data.shape[0]} images but {labels.shape} labels")
     return data, labels
 
 
@@ -369,11 +366,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _corrupt(path: Path, entry: RemoteFile, reason: str) -> ValueError:
+def _corrupt(path: Path, entry: RemoteFile, reason: str) -> InputError:
     expected = f"sha256 {entry.sha256}"
     if entry.content_sha256 is not None:
         expected += f" (or decompressed content sha256 {entry.content_sha256})"
-    return ValueError(
+    return InputError(
         f"{path}: corrupted or truncated file ({reason}); expected {expected}. "
         "Delete it to download it again, or replace it with the official file."
     )
@@ -389,7 +386,7 @@ def _gunzip(raw: bytes, path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as error:
-        raise ValueError(f"{path}: not a complete gzip file ({error})") from error
+        raise InputError(f"{path}: not a complete gzip file ({error})") from error
 
 
 def _verified_gunzip(path: Path, entry: RemoteFile) -> bytes:
@@ -449,7 +446,7 @@ def _download(
                 )
                 break
             except ValueError as error:
-                raise ValueError(
+                raise InputError(
                     f"{url}: downloaded {entry.name} does not match the expected sha256 "
                     f"{entry.sha256} (truncated or corrupted); nothing was kept"
                 ) from error

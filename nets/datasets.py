@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ntklc.errors import InputError
+
 DATA_ENV = "NTKLC_DATA"
 """Environment variable naming a data root that holds `mnist/`, `fashion-mnist/`, `cifar-10/`."""
 
@@ -178,11 +180,11 @@ def get_dataset_info(name: str) -> DatasetInfo:
         The registry entry.
 
     Raises:
-        ValueError: If the name is unknown; the message lists the known names.
+        InputError: If the name is unknown; the message lists the known names.
     """
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in REGISTRY:
         known = ", ".join(sorted(REGISTRY))
-        raise ValueError(f"unknown data set {name!r}; known data sets: {known}")
+        raise InputError(f"unknown data set {name!r}; known data sets: {known}")
     return REGISTRY[key]

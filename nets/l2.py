@@ -47,6 +47,7 @@ from nets.losses import LOSSES
 from nets.model import Sequential
 from nets.optim import Adam
 from ntk.progress import progress_bar
+from ntklc.errors import InputError
 from solvers.entropy import decode_integers, empirical_entropy_bits, encode_integers
 from solvers.unified_quantizer import (
     dequantize,
@@ -202,7 +203,7 @@ class L2Result:
 
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -210,7 +211,7 @@ def _positive(name: str, value, allow_zero: bool = False) -> float:
     value = float(value)
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+        raise InputError(f"{name} must be a finite number {bound}, got {value}")
     return value
 
 
@@ -219,7 +220,7 @@ def _as_rng(rng) -> np.random.Generator:
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
-    raise ValueError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
+    raise InputError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
 
 
 def l2_compress(model: Sequential, X: np.ndarray, y: np.ndarray, *, lam: float = 0.05,
@@ -252,12 +253,12 @@ def l2_compress(model: Sequential, X: np.ndarray, y: np.ndarray, *, lam: float =
         An :class:`L2Result`.
 
     Raises:
-        ValueError: lam < 0, a model without trainable weight layers, X and y of different
+        InputError: lam < 0, a model without trainable weight layers, X and y of different
             lengths or no samples, or any other argument out of range.
     """
     start = time.perf_counter()
     if not isinstance(model, Sequential):
-        raise ValueError(f"model must be a nets Sequential, got {type(model).__name__}")
+        raise InputError(f"model must be a nets Sequential, got {type(model).__name__}")
     lam = _positive("lam", lam, allow_zero=True)
     epochs = _positive_int("epochs", epochs)
     batch_size = _positive_int("batch_size", batch_size)
@@ -267,14 +268,14 @@ def l2_compress(model: Sequential, X: np.ndarray, y: np.ndarray, *, lam: float =
     initial_theta = _positive("initial_theta", initial_theta, allow_zero=True)
     if isinstance(initial_bits, bool) or not isinstance(initial_bits, (int, np.integer)) \
             or not 2 <= initial_bits <= 16:
-        raise ValueError(f"initial_bits must be an integer in [2, 16], got {initial_bits!r}")
+        raise InputError(f"initial_bits must be an integer in [2, 16], got {initial_bits!r}")
     X = np.asarray(X)
     y = np.asarray(y)
     n = X.shape[0] if X.ndim else 0
     if n == 0:
-        raise ValueError("l2_compress needs at least one sample")
+        raise InputError("l2_compress needs at least one sample")
     if y.shape[:1] != (n,):
-        raise ValueError(f"{n} samples but targets of shape {y.shape}")
+        raise InputError(f"{n} samples but targets of shape {y.shape}")
     rng = _as_rng(rng)
     settings = {"lam": lam, "epochs": epochs, "lr": lr, "batch_size": batch_size,
                 "initial_bits": int(initial_bits), "initial_theta": initial_theta,
@@ -285,7 +286,7 @@ def l2_compress(model: Sequential, X: np.ndarray, y: np.ndarray, *, lam: float =
     indices = [i for i, layer in enumerate(net.layers)
                if isinstance(layer, (Dense, Conv2d)) and layer.trainable]
     if not indices:
-        raise ValueError("the model has no trainable Dense or Conv2d layer to compress")
+        raise InputError("the model has no trainable Dense or Conv2d layer to compress")
     layers = [net.layers[i] for i in indices]
     latent = [layer.W.copy() for layer in layers]
     sizes = np.array([w.size for w in latent], dtype=np.float64)

@@ -25,6 +25,7 @@ import threadpoolctl
 from ntk.activations import Activation as _ScalarActivation
 from ntk.activations import activation as _lookup_activation
 from ntk.activations import step_activation
+from ntklc.errors import InputError
 
 __all__ = [
     "Activation",
@@ -57,14 +58,14 @@ def init_weights(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
         dtype: dtype of the result.
 
     Raises:
-        ValueError: unknown ``init``, or missing ``rng``.
+        InputError: unknown ``init``, or missing ``rng``.
     """
     if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
+        raise InputError(f"unknown init {init!r}; known: {', '.join(INITS)}")
     if init == "zeros":
         return np.zeros(shape, dtype=dtype)
     if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"init {init!r} needs rng, a numpy.random.Generator")
+        raise InputError(f"init {init!r} needs rng, a numpy.random.Generator")
     if init == "he":
         w = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
     else:
@@ -75,7 +76,7 @@ def init_weights(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
 
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
@@ -185,7 +186,7 @@ class Dense(_ParamLayer):
     def forward(self, x, train=True):
         x = np.ascontiguousarray(x, dtype=self.dtype)
         if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"Dense({self.in_features}, {self.out_features}) expects input "
+            raise InputError(f"Dense({self.in_features}, {self.out_features}) expects input "
                              f"of shape (n, {self.in_features}), got {x.shape}")
         self._cache(train, _x=x)
         y = x @ self.W
@@ -337,7 +338,7 @@ class Conv2d(_ParamLayer):
         self.stride = _positive_int("stride", stride)
         if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) \
                 or padding < 0:
-            raise ValueError(f"padding must be a non-negative integer, got {padding!r}")
+            raise InputError(f"padding must be a non-negative integer, got {padding!r}")
         self.padding = int(padding)
         self.dtype = np.dtype(dtype)
         self.trainable = bool(trainable)
@@ -359,10 +360,10 @@ class Conv2d(_ParamLayer):
         x = np.ascontiguousarray(x, dtype=self.dtype)
         k, p = self.kernel, self.padding
         if x.ndim != 4 or x.shape[1] != self.in_ch:
-            raise ValueError(f"Conv2d({self.in_ch}, {self.out_ch}) expects NCHW input with "
+            raise InputError(f"Conv2d({self.in_ch}, {self.out_ch}) expects NCHW input with "
                              f"{self.in_ch} channels, got shape {x.shape}")
         if min(x.shape[2], x.shape[3]) + 2 * p < k:
-            raise ValueError(f"Conv2d: input {x.shape[2]}x{x.shape[3]} with padding {p} is "
+            raise InputError(f"Conv2d: input {x.shape[2]}x{x.shape[3]} with padding {p} is "
                              f"smaller than the {k}x{k} kernel")
         n = x.shape[0]
         out_h, out_w = self.output_shape(x.shape[2], x.shape[3])
@@ -400,7 +401,7 @@ class Conv2d(_ParamLayer):
         grad = np.asarray(grad, dtype=self.dtype)
         out_h, out_w = self.output_shape(height, width)
         if grad.shape != (n, self.out_ch, out_h, out_w):
-            raise ValueError(f"Conv2d.backward: gradient of shape {grad.shape}, expected "
+            raise InputError(f"Conv2d.backward: gradient of shape {grad.shape}, expected "
                              f"{(n, self.out_ch, out_h, out_w)}")
         g = np.ascontiguousarray(grad).reshape(n, self.out_ch, out_h * out_w)
         cols3 = cols.reshape(n, -1, out_h * out_w)
@@ -511,7 +512,7 @@ class _Pool2d(Layer):
     def _check(self, x) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim != 4 or min(x.shape[2], x.shape[3]) < self.k:
-            raise ValueError(f"{type(self).__name__}({self.k}) expects NCHW input at least "
+            raise InputError(f"{type(self).__name__}({self.k}) expects NCHW input at least "
                              f"{self.k}x{self.k}, got shape {x.shape}")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float32)
@@ -563,7 +564,7 @@ class MaxPool2d(_Pool2d):
             return None
         grad = np.ascontiguousarray(grad)
         if grad.shape != arg.shape:
-            raise ValueError(f"MaxPool2d.backward: gradient of shape {grad.shape}, expected "
+            raise InputError(f"MaxPool2d.backward: gradient of shape {grad.shape}, expected "
                              f"{arg.shape}")
         dx = np.empty(self._x_shape, dtype=grad.dtype)
         _batch_parallel(lambda s: _maxpool_backward(grad[s], arg[s], self.k, dx[s]),
@@ -594,7 +595,7 @@ class AvgPool2d(_Pool2d):
         k = self.k
         oh, ow = h // k, w // k
         if grad.shape != (n, c, oh, ow):
-            raise ValueError(f"AvgPool2d.backward: gradient of shape {grad.shape}, expected "
+            raise InputError(f"AvgPool2d.backward: gradient of shape {grad.shape}, expected "
                              f"{(n, c, oh, ow)}")
         dx = np.zeros(shape, dtype=grad.dtype)
         view = dx[:, :, :oh * k, :ow * k].reshape(n, c, oh, k, ow, k)
@@ -611,7 +612,7 @@ class Flatten(Layer):
     def forward(self, x, train=True):
         x = np.asarray(x)
         if x.ndim < 2:
-            raise ValueError(f"Flatten expects at least 2 dimensions, got shape {x.shape}")
+            raise InputError(f"Flatten expects at least 2 dimensions, got shape {x.shape}")
         self._cache(train, _x_shape=x.shape)
         return x.reshape(x.shape[0], -1)
 
@@ -671,7 +672,7 @@ class Activation(Layer):
 
     def __init__(self, act: str | _ScalarActivation):
         if not isinstance(act, (str, _ScalarActivation)):
-            raise ValueError(f"activation must be a name or an ntk.activations.Activation, "
+            raise InputError(f"activation must be a name or an ntk.activations.Activation, "
                              f"got {type(act).__name__}")
         self.act = _lookup_activation(act)
         self._relu = self.act.name == "relu"
@@ -708,7 +709,7 @@ class Activation(Layer):
                                "is zero almost everywhere, so the layers below it cannot be "
                                "trained; freeze them with trainable=False")
         if grad.shape != x.shape:
-            raise ValueError(f"Activation.backward: gradient of shape {grad.shape}, expected "
+            raise InputError(f"Activation.backward: gradient of shape {grad.shape}, expected "
                              f"{x.shape}")
         if self._relu:
             return _relu_backward(grad, x)
@@ -721,7 +722,7 @@ class Activation(Layer):
                     "steps": {"thresholds": [p.hi for p in pieces[:-1]],
                               "levels": [float(p.poly) for p in pieces]}}
         if self.act.pieces is None and self.act.closed_form is None and self.act.mp_fn is None:
-            raise ValueError(f"activation {self.name!r} is a user callable and cannot be saved")
+            raise InputError(f"activation {self.name!r} is a user callable and cannot be saved")
         return {"type": "Activation", "act": self.name}
 
     @classmethod

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = ["LOSSES", "mse", "one_hot", "softmax_cross_entropy"]
 
 
 def _check_outputs(name: str, outputs: np.ndarray) -> np.ndarray:
     outputs = np.asarray(outputs)
     if outputs.ndim != 2 or outputs.shape[0] == 0:
-        raise ValueError(f"{name}: outputs must have shape (n, classes) with n >= 1, "
+        raise InputError(f"{name}: outputs must have shape (n, classes) with n >= 1, "
                          f"got {outputs.shape}")
     if outputs.dtype not in (np.float32, np.float64):
         outputs = outputs.astype(np.float64)
@@ -24,10 +26,10 @@ def _check_outputs(name: str, outputs: np.ndarray) -> np.ndarray:
 def _check_labels(labels, n: int, classes: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers of shape ({n},), got {labels.dtype} of "
+        raise InputError(f"labels must be integers of shape ({n},), got {labels.dtype} of "
                          f"shape {labels.shape}")
     if labels.min() < 0 or labels.max() >= classes:
-        raise ValueError(f"labels must lie in [0, {classes}), got range "
+        raise InputError(f"labels must lie in [0, {classes}), got range "
                          f"[{labels.min()}, {labels.max()}]")
     return labels
 
@@ -36,7 +38,7 @@ def one_hot(labels: np.ndarray, classes: int, dtype=np.float32) -> np.ndarray:
     """(n,) integer labels -> (n, classes) one-hot rows.
 
     Raises:
-        ValueError: labels not integers of shape (n,) in [0, classes).
+        InputError: labels not integers of shape (n,) in [0, classes).
     """
     labels = np.asarray(labels)
     labels = _check_labels(labels, labels.shape[0] if labels.ndim else -1, classes)
@@ -59,7 +61,7 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float
         ``(loss, grad)`` with grad of the shape and dtype of ``logits``.
 
     Raises:
-        ValueError: bad shapes or labels out of range.
+        InputError: bad shapes or labels out of range.
     """
     z = _check_outputs("softmax_cross_entropy", logits)
     n, classes = z.shape
@@ -91,7 +93,7 @@ def mse(outputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         ``(loss, grad)`` with grad of the shape and dtype of ``outputs``.
 
     Raises:
-        ValueError: bad shapes, or labels out of range.
+        InputError: bad shapes, or labels out of range.
     """
     y = _check_outputs("mse", outputs)
     targets = np.asarray(targets)
@@ -99,7 +101,7 @@ def mse(outputs: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
         targets = one_hot(targets, y.shape[1], y.dtype) if targets.shape == (y.shape[0],) \
             else targets
     if targets.shape != y.shape:
-        raise ValueError(f"mse: targets of shape {targets.shape} do not match outputs "
+        raise InputError(f"mse: targets of shape {targets.shape} do not match outputs "
                          f"{y.shape}")
     diff = y - targets.astype(y.dtype, copy=False)
     loss = float(np.mean(np.square(diff, dtype=np.float64)))

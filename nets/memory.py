@@ -42,6 +42,7 @@ import numpy as np
 from nets.compressed import CompressedNetwork
 from nets.compressed_cnn import CompressedCNN
 from ntk.activations import Activation
+from ntklc.errors import InputError
 from solvers.entropy import encode_ternary, ternary_entropy_bound
 
 __all__ = ["RULE", "MemoryReport", "memory_report"]
@@ -158,12 +159,12 @@ def memory_report(network: CompressedNetwork | CompressedCNN,
         :class:`MemoryReport`.
 
     Raises:
-        ValueError: ``network`` is not a :class:`CompressedNetwork` or
+        InputError: ``network`` is not a :class:`CompressedNetwork` or
             :class:`~nets.compressed_cnn.CompressedCNN`, or ``readout_shape`` is not two
             positive integers with second entry d_L.
     """
     if not isinstance(network, CompressedNetwork | CompressedCNN):
-        raise ValueError(f"network must be a CompressedNetwork or CompressedCNN, got "
+        raise InputError(f"network must be a CompressedNetwork or CompressedCNN, got "
                          f"{type(network).__name__}")
     values, features = _layer_values(network)
     readout_bits = 0
@@ -242,9 +243,9 @@ def _check_readout(shape, d_last: int) -> tuple[int, int]:
     shape = tuple(shape)
     if len(shape) != 2 or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1
                               for v in shape):
-        raise ValueError(f"readout_shape must be two integers >= 1 (outputs, d_L), got {shape}")
+        raise InputError(f"readout_shape must be two integers >= 1 (outputs, d_L), got {shape}")
     if shape[1] != d_last:
-        raise ValueError(f"readout_shape {shape} must be (outputs, d_L) with d_L = {d_last}")
+        raise InputError(f"readout_shape {shape} must be (outputs, d_L) with d_L = {d_last}")
     return (int(shape[0]), int(shape[1]))
 
 

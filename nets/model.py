@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ from nets.layers import Activation, AvgPool2d, Conv2d, Dense, Flatten, Layer, Ma
 from nets.losses import LOSSES
 from nets.optim import Adam, Optimizer
 from ntk.progress import progress_bar
+from ntklc.errors import DataNotFoundError, InputError
 
 __all__ = ["Sequential", "mlp", "small_cnn"]
 
@@ -35,7 +37,7 @@ def _as_rng(rng: np.random.Generator | int) -> np.random.Generator:
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
         return np.random.default_rng(int(rng))
-    raise ValueError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
+    raise InputError(f"rng must be a numpy.random.Generator or an integer seed, got {rng!r}")
 
 
 class Sequential:
@@ -47,22 +49,22 @@ class Sequential:
             ``"mse"`` (mean squared error on one-hot labels or on (n, c) float targets).
 
     Raises:
-        ValueError: no layers, a non-layer, or an unknown loss.
+        InputError: no layers, a non-layer, or an unknown loss.
     """
 
     def __init__(self, layers: Sequence[Layer], loss: str = "cross_entropy"):
         self.layers = list(layers)
         if not self.layers:
-            raise ValueError("a Sequential model needs at least one layer")
+            raise InputError("a Sequential model needs at least one layer")
         for layer in self.layers:
             if not isinstance(layer, Layer):
-                raise ValueError(f"not a layer: {layer!r}")
+                raise InputError(f"not a layer: {layer!r}")
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+            raise InputError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
         self.loss = loss
         dtypes = {layer.dtype for layer in self.layers if hasattr(layer, "dtype")}
         if len(dtypes) > 1:
-            raise ValueError(f"all layers must have one dtype, got {sorted(map(str, dtypes))}")
+            raise InputError(f"all layers must have one dtype, got {sorted(map(str, dtypes))}")
         self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
 
     def params(self) -> list[np.ndarray]:
@@ -120,9 +122,9 @@ class Sequential:
     def _targets(self, y, n: int) -> np.ndarray:
         y = np.asarray(y)
         if y.shape[:1] != (n,):
-            raise ValueError(f"{n} samples but targets of shape {y.shape}")
+            raise InputError(f"{n} samples but targets of shape {y.shape}")
         if self.loss == "cross_entropy" and y.ndim != 1:
-            raise ValueError(f"cross-entropy needs integer labels of shape (n,), got {y.shape}")
+            raise InputError(f"cross-entropy needs integer labels of shape (n,), got {y.shape}")
         return y
 
     def _loss_and_hits(self, out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, int]:
@@ -134,7 +136,7 @@ class Sequential:
         """Outputs (n, classes) for all of ``X``, ``batch_size`` samples at a time."""
         X = np.asarray(X)
         if X.shape[0] == 0:
-            raise ValueError("predict needs at least one sample")
+            raise InputError("predict needs at least one sample")
         return np.concatenate([self.forward(X[i:i + batch_size])
                                for i in range(0, X.shape[0], batch_size)])
 
@@ -143,7 +145,7 @@ class Sequential:
         """Mean loss and accuracy (argmax of outputs == label) over ``(X, y)``."""
         X = np.asarray(X)
         if X.shape[0] == 0:
-            raise ValueError("evaluate needs at least one sample")
+            raise InputError("evaluate needs at least one sample")
         y = self._targets(y, X.shape[0])
         total, hits = 0.0, 0
         for i in range(0, X.shape[0], batch_size):
@@ -179,18 +181,18 @@ class Sequential:
             means), ``samples_per_s``, and ``val_loss``, ``val_accuracy`` with a validation set.
 
         Raises:
-            ValueError: bad shapes, labels or parameters.
+            InputError: bad shapes, labels or parameters.
         """
         X = np.asarray(X)
         n = X.shape[0]
         if n == 0:
-            raise ValueError("fit needs at least one sample")
+            raise InputError("fit needs at least one sample")
         y = self._targets(y, n)
         for name, value in (("epochs", epochs), ("batch_size", batch_size)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
         if (X_val is None) != (y_val is None):
-            raise ValueError("give both X_val and y_val, or neither")
+            raise InputError("give both X_val and y_val, or neither")
         optimizer = Adam() if optimizer is None else optimizer
         rng = _as_rng(rng)
         history: dict[str, list] = {"loss": [], "accuracy": [], "samples_per_s": []}
@@ -229,7 +231,7 @@ class Sequential:
         """Write architecture and arrays to one ``.npz`` (format in the module docstring).
 
         Raises:
-            ValueError: an activation that is a user callable (it has no name to store).
+            InputError: an activation that is a user callable (it has no name to store).
         """
         arch = {"format": _FORMAT, "version": _VERSION, "loss": self.loss,
                 "dtype": self.dtype.name, "layers": [layer.config() for layer in self.layers]}
@@ -243,23 +245,41 @@ class Sequential:
         """Read a model written by :meth:`save`.
 
         Raises:
-            ValueError: not a saved model, unknown version or layer, or missing arrays.
+            DataNotFoundError: no such file.
+            InputError: not a saved model (not a complete .npz, damaged, unknown version or
+                layer, missing arrays).
         """
-        with np.load(path, allow_pickle=False) as data:
-            if "architecture" not in data.files:
-                raise ValueError(f"{os.fspath(path)!r} is not a saved Sequential model")
-            arch = json.loads(str(data["architecture"]))
-            if arch.get("format") != _FORMAT or arch.get("version") != _VERSION:
-                raise ValueError(f"{os.fspath(path)!r}: unsupported format "
-                                 f"{arch.get('format')!r} version {arch.get('version')!r}")
-            layers = [_layer_from_config(cfg, arch["dtype"]) for cfg in arch["layers"]]
-            for i, layer in enumerate(layers):
-                for name, a in layer.arrays().items():
-                    key = f"{i}.{name}"
-                    if key not in data.files or data[key].shape != a.shape:
-                        raise ValueError(f"{os.fspath(path)!r}: array {key!r} missing or of "
-                                         "the wrong shape")
-                    a[...] = data[key]
+        where = os.fspath(path)
+        if not os.path.isfile(where):
+            raise DataNotFoundError(f"{where}: no such model file")
+        try:
+            # Opened here so that it is closed whatever np.load raises half-way.
+            with open(where, "rb") as f, np.load(f, allow_pickle=False) as data:
+                return cls._from_arrays(data, where)
+        except InputError:
+            raise
+        # What a truncated or damaged archive raises on the way (np.load, zipfile's CRC
+        # check, the JSON header, the layers' own checks).
+        except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, TypeError,
+                AttributeError) as exc:
+            raise InputError(f"{where}: not a model saved by Sequential.save (ntklc train): "
+                             f"{type(exc).__name__}: {exc}") from None
+
+    @classmethod
+    def _from_arrays(cls, data, where: str) -> Sequential:
+        if "architecture" not in data.files:
+            raise InputError(f"{where!r} is not a saved Sequential model")
+        arch = json.loads(str(data["architecture"]))
+        if arch.get("format") != _FORMAT or arch.get("version") != _VERSION:
+            raise InputError(f"{where!r}: unsupported format {arch.get('format')!r} version "
+                             f"{arch.get('version')!r}")
+        layers = [_layer_from_config(cfg, arch["dtype"]) for cfg in arch["layers"]]
+        for i, layer in enumerate(layers):
+            for name, a in layer.arrays().items():
+                key = f"{i}.{name}"
+                if key not in data.files or data[key].shape != a.shape:
+                    raise InputError(f"{where!r}: array {key!r} missing or of the wrong shape")
+                a[...] = data[key]
         return cls(layers, loss=arch["loss"])
 
 
@@ -269,7 +289,7 @@ def _layer_from_config(cfg: dict, dtype: str) -> Layer:
     if kind == "Activation":
         return Activation.from_config(cfg)
     if kind not in _LAYER_TYPES:
-        raise ValueError(f"unknown layer type {kind!r}")
+        raise InputError(f"unknown layer type {kind!r}")
     if kind in ("Dense", "Conv2d"):
         cfg |= {"init": "zeros", "dtype": dtype}
     return _LAYER_TYPES[kind](**cfg)
@@ -307,10 +327,10 @@ def small_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10
     dense(64 (H/4) (W/4) -> 128) relu, dense(128 -> classes). Inputs are NCHW.
 
     Raises:
-        ValueError: ``input_shape`` not (channels, H, W) with H, W >= 4.
+        InputError: ``input_shape`` not (channels, H, W) with H, W >= 4.
     """
     if len(input_shape) != 3 or min(input_shape[1:]) < 4:
-        raise ValueError(f"input_shape must be (channels, H, W) with H, W >= 4, got "
+        raise InputError(f"input_shape must be (channels, H, W) with H, W >= 4, got "
                          f"{input_shape}")
     rng = _as_rng(rng)
     c, h, w = input_shape

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = ["SGD", "Adam", "Optimizer"]
 
 
@@ -49,18 +51,18 @@ class Optimizer:
 
     def _flat(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], slots: int):
         if len(params) != len(grads):
-            raise ValueError(f"{len(params)} parameters but {len(grads)} gradients")
+            raise InputError(f"{len(params)} parameters but {len(grads)} gradients")
         for p, g in zip(params, grads, strict=True):
             if p.shape != g.shape:
-                raise ValueError(f"parameter of shape {p.shape} has a gradient of shape "
+                raise InputError(f"parameter of shape {p.shape} has a gradient of shape "
                                  f"{g.shape}")
             if not p.flags.c_contiguous:
-                raise ValueError("parameters must be C-contiguous to be updated in place")
+                raise InputError("parameters must be C-contiguous to be updated in place")
         if self._state is None:
             self._state = [tuple(np.zeros(p.size, dtype=p.dtype) for _ in range(slots))
                            for p in params]
         elif [s[0].size for s in self._state] != [p.size for p in params]:
-            raise ValueError("the parameters changed since the first step; use a new optimiser")
+            raise InputError("the parameters changed since the first step; use a new optimiser")
         self.t += 1
         return [(p.reshape(-1), np.ascontiguousarray(g, dtype=p.dtype).reshape(-1), s)
                 for p, g, s in zip(params, grads, self._state, strict=True)]
@@ -83,17 +85,17 @@ class SGD(Optimizer):
         weight_decay: lambda >= 0, i.e. the L2 penalty (lambda / 2) ||p||^2 added to the loss.
 
     Raises:
-        ValueError: parameters out of range.
+        InputError: parameters out of range.
     """
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):
         super().__init__()
         if not lr > 0 or not 0 <= momentum < 1 or not weight_decay >= 0:
-            raise ValueError(f"SGD needs lr > 0, 0 <= momentum < 1, weight_decay >= 0; got "
+            raise InputError(f"SGD needs lr > 0, 0 <= momentum < 1, weight_decay >= 0; got "
                              f"lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
         if nesterov and momentum == 0:
-            raise ValueError("Nesterov momentum needs momentum > 0")
+            raise InputError("Nesterov momentum needs momentum > 0")
         self.lr, self.momentum = float(lr), float(momentum)
         self.nesterov, self.weight_decay = bool(nesterov), float(weight_decay)
 
@@ -118,7 +120,7 @@ class Adam(Optimizer):
         weight_decay: decoupled decay lambda >= 0.
 
     Raises:
-        ValueError: parameters out of range.
+        InputError: parameters out of range.
     """
 
     def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
@@ -126,7 +128,7 @@ class Adam(Optimizer):
         super().__init__()
         if not lr > 0 or not 0 <= beta1 < 1 or not 0 <= beta2 < 1 or not eps > 0 \
                 or not weight_decay >= 0:
-            raise ValueError(f"Adam needs lr > 0, betas in [0, 1), eps > 0, weight_decay >= 0;"
+            raise InputError(f"Adam needs lr > 0, betas in [0, 1), eps > 0, weight_decay >= 0;"
                              f" got lr={lr}, betas=({beta1}, {beta2}), eps={eps}, "
                              f"weight_decay={weight_decay}")
         self.lr, self.beta1, self.beta2 = float(lr), float(beta1), float(beta2)

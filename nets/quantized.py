@@ -19,6 +19,7 @@ import numpy as np
 
 from nets.layers import Conv2d, Dense
 from nets.model import Sequential
+from ntklc.errors import InputError
 from solvers.entropy import decode_integers, encode_integers
 from solvers.rounding import QuantizedTensor
 
@@ -31,11 +32,11 @@ def weight_layers(model: Sequential) -> list[int]:
     """Indices in ``model.layers`` of the Dense and Conv2d layers.
 
     Raises:
-        ValueError: the model has none.
+        InputError: the model has none.
     """
     found = [i for i, layer in enumerate(model.layers) if isinstance(layer, (Dense, Conv2d))]
     if not found:
-        raise ValueError("the model has no Dense or Conv2d layer to compress")
+        raise InputError("the model has no Dense or Conv2d layer to compress")
     return found
 
 
@@ -60,9 +61,9 @@ class QuantizedModel:
         layers = set(weight_layers(self.model))
         for i, q in self.tensors.items():
             if i not in layers:
-                raise ValueError(f"layer {i} is not a Dense or Conv2d layer of the model")
+                raise InputError(f"layer {i} is not a Dense or Conv2d layer of the model")
             if q.symbols.shape != self.model.layers[i].W.shape:
-                raise ValueError(f"layer {i}: symbols of shape {q.symbols.shape}, weights "
+                raise InputError(f"layer {i}: symbols of shape {q.symbols.shape}, weights "
                                  f"{self.model.layers[i].W.shape}")
 
     def to_sequential(self) -> Sequential:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 if TYPE_CHECKING:
     import sympy
 
@@ -395,10 +397,10 @@ def _quad(params):
 
 def _check_thresholds(kind: str, params: dict[str, float]) -> None:
     if not params["s1"] <= params["s2"]:
-        raise ValueError(f"{kind}: thresholds must satisfy s1 <= s2, got s1={params['s1']}, "
+        raise InputError(f"{kind}: thresholds must satisfy s1 <= s2, got s1={params['s1']}, "
                          f"s2={params['s2']}")
     if params["b"] == 0:
-        raise ValueError(f"{kind}: level b must be non-zero")
+        raise InputError(f"{kind}: level b must be non-zero")
 
 
 def _binary(params):
@@ -446,17 +448,17 @@ def step_activation(thresholds: Sequence[float], levels: Sequence[float]) -> Act
         levels: (k,) finite numbers.
 
     Raises:
-        ValueError: wrong lengths, unsorted or non-finite values.
+        InputError: wrong lengths, unsorted or non-finite values.
     """
     th = [float(t) for t in thresholds]
     lv = [float(v) for v in levels]
     if len(lv) != len(th) + 1 or not th:
-        raise ValueError(f"a step activation needs k >= 2 levels and k - 1 thresholds, got "
+        raise InputError(f"a step activation needs k >= 2 levels and k - 1 thresholds, got "
                          f"{len(lv)} levels and {len(th)} thresholds")
     if not all(math.isfinite(v) for v in th + lv):
-        raise ValueError("thresholds and levels must be finite")
+        raise InputError("thresholds and levels must be finite")
     if any(b <= a for a, b in itertools.pairwise(th)):
-        raise ValueError(f"thresholds must be strictly ascending, got {th}")
+        raise InputError(f"thresholds must be strictly ascending, got {th}")
     edges = [-_INF, *th, _INF]
     bounds = list(zip(edges[:-1], edges[1:], lv, strict=True))
 
@@ -607,18 +609,18 @@ def _parse_params(name: str, text: str, defaults: dict[str, float]) -> dict[str,
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"malformed parameter {item!r} of activation {name!r}: "
+            raise InputError(f"malformed parameter {item!r} of activation {name!r}: "
                              "expected key=value")
         if key not in defaults:
             known = ", ".join(defaults) or "none"
-            raise ValueError(f"activation {name!r} has no parameter {key!r} (known: {known})")
+            raise InputError(f"activation {name!r} has no parameter {key!r} (known: {known})")
         try:
             params[key] = float(value)
         except ValueError:
-            raise ValueError(f"parameter {key} of activation {name!r} must be a number, "
+            raise InputError(f"parameter {key} of activation {name!r} must be a number, "
                              f"got {value!r}") from None
         if not math.isfinite(params[key]):
-            raise ValueError(f"parameter {key} of activation {name!r} must be finite")
+            raise InputError(f"parameter {key} of activation {name!r} must be finite")
     return params
 
 
@@ -635,7 +637,7 @@ def activation(spec: str | Activation | Callable, **params: float) -> Activation
         The :class:`Activation`.
 
     Raises:
-        ValueError: unknown name, unknown or malformed parameter.
+        InputError: unknown name, unknown or malformed parameter.
     """
     if isinstance(spec, Activation):
         return spec
@@ -643,11 +645,11 @@ def activation(spec: str | Activation | Callable, **params: float) -> Activation
         name = getattr(spec, "__name__", "callable")
         return Activation(name=name, fn=lambda x: np.asarray(spec(np.asarray(x)), dtype=float))
     if not isinstance(spec, str):
-        raise ValueError(f"activation must be a name or a callable, got {type(spec).__name__}")
+        raise InputError(f"activation must be a name or a callable, got {type(spec).__name__}")
     name, _, text = spec.strip().partition(":")
     name = name.strip().lower()
     if name not in _FACTORIES:
-        raise ValueError(f"unknown activation {name!r}; known: {', '.join(CATALOGUE)}")
+        raise InputError(f"unknown activation {name!r}; known: {', '.join(CATALOGUE)}")
     defaults, _ = _FACTORIES[name]
     extra = ",".join(f"{key}={value}" for key, value in params.items())
     merged = _parse_params(name, ",".join(filter(None, (text, extra))), defaults)
@@ -667,21 +669,21 @@ def parse_activations(text: str | Sequence) -> list[Activation]:
     activations. A sequence of names or callables is accepted too.
 
     Raises:
-        ValueError: empty list, or any element that :func:`activation` rejects.
+        InputError: empty list, or any element that :func:`activation` rejects.
     """
     if not isinstance(text, str):
         items = list(text)
         if not items:
-            raise ValueError("at least one activation is needed")
+            raise InputError("at least one activation is needed")
         return [activation(a) for a in items]
     specs: list[str] = []
     for token in text.split(","):
         token = token.strip()
         if not token:
-            raise ValueError(f"empty activation name in {text!r}")
+            raise InputError(f"empty activation name in {text!r}")
         if "=" in token and ":" not in token:
             if not specs:
-                raise ValueError(f"parameter {token!r} comes before any activation name")
+                raise InputError(f"parameter {token!r} comes before any activation name")
             sep = "," if ":" in specs[-1] else ":"
             specs[-1] += sep + token
         else:

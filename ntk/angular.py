@@ -34,6 +34,7 @@ from scipy import fft
 
 from ntk.activations import Activation
 from ntk.bivariate import pair_moments
+from ntklc.errors import InputError
 
 __all__ = ["AngularKernel", "angular_kernel", "chebyshev"]
 
@@ -73,7 +74,7 @@ class AngularKernel:
     def derivative(self, theta) -> np.ndarray:
         """Fd(theta) for theta in [0, pi] (``ValueError`` when sigma has jumps)."""
         if self.sdot is None:
-            raise ValueError("the derivative kernel is undefined for an activation with jumps")
+            raise InputError("the derivative kernel is undefined for an activation with jumps")
         return np.polynomial.chebyshev.chebval(_t(theta), self.sdot)
 
 

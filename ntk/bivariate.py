@@ -43,6 +43,7 @@ from scipy import special
 
 from ntk.activations import Activation, activation
 from ntk.quadrature import gaussian_rule
+from ntklc.errors import InputError
 
 __all__ = ["PairMoments", "bivariate_expectation", "pair_moments"]
 
@@ -144,11 +145,11 @@ class _PairRule:
 
     def __init__(self, s1, s2, sgn, delta, breakpoints, *, smooth: bool):
         if not (s1 > 0 and s2 > 0 and math.isfinite(s1) and math.isfinite(s2)):
-            raise ValueError(f"scales must be positive and finite, got {s1}, {s2}")
+            raise InputError(f"scales must be positive and finite, got {s1}, {s2}")
         if not 0.0 <= delta <= 1.0:
-            raise ValueError(f"delta = 1 - |rho| must lie in [0, 1], got {delta}")
+            raise InputError(f"delta = 1 - |rho| must lie in [0, 1], got {delta}")
         if sgn not in (1, -1):
-            raise ValueError(f"sgn must be +1 or -1, got {sgn}")
+            raise InputError(f"sgn must be +1 or -1, got {sgn}")
         self.sgn = sgn
         a = 1.0 - delta
         r = math.sqrt(delta * (2.0 - delta))

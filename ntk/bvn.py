@@ -60,6 +60,8 @@ import math
 import numba
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = ["bvn_upper", "bvn_upper_array"]
 
 _SQRT2 = math.sqrt(2.0)
@@ -215,7 +217,7 @@ def bvn_upper_array(h, k, sgn, delta) -> np.ndarray:
         float64 array of the broadcast shape: P(X >= h, Y >= k) at rho = sgn (1 - delta).
 
     Raises:
-        ValueError: shapes that do not broadcast, NaN in h or k, sgn not in {-1, +1}, or
+        InputError: shapes that do not broadcast, NaN in h or k, sgn not in {-1, +1}, or
             delta outside [0, 1] (or NaN).
     """
     arrays = [np.asarray(v, dtype=np.float64) for v in (h, k, sgn, delta)]
@@ -223,17 +225,17 @@ def bvn_upper_array(h, k, sgn, delta) -> np.ndarray:
         shape = np.broadcast_shapes(*(a.shape for a in arrays))
     except ValueError:
         shapes = ", ".join(str(a.shape) for a in arrays)
-        raise ValueError(f"bvn_upper_array: shapes {shapes} do not broadcast") from None
+        raise InputError(f"bvn_upper_array: shapes {shapes} do not broadcast") from None
     h, k, sgn, delta = (np.ascontiguousarray(np.broadcast_to(a, shape)).ravel() for a in arrays)
     for name, value in (("h", h), ("k", k)):
         if np.isnan(value).any():
-            raise ValueError(f"bvn_upper_array: {name} contains NaN")
+            raise InputError(f"bvn_upper_array: {name} contains NaN")
     bad = (sgn != 1.0) & (sgn != -1.0)
     if bad.any():
-        raise ValueError(f"bvn_upper_array: sgn must be -1 or +1, got {sgn[bad][0]!r}")
+        raise InputError(f"bvn_upper_array: sgn must be -1 or +1, got {sgn[bad][0]!r}")
     bad = ~((delta >= 0.0) & (delta <= 1.0))
     if bad.any():
-        raise ValueError(f"bvn_upper_array: delta must be in [0, 1], got {delta[bad][0]!r}")
+        raise InputError(f"bvn_upper_array: delta must be in [0, 1], got {delta[bad][0]!r}")
     out = np.empty(h.shape[0])
     _bvn_upper_loop(h, k, sgn, delta, out)
     return out.reshape(shape)

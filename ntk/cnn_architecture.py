@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = ["PADDINGS", "READOUTS", "ConvArchitecture", "check_images", "fan_in_scale"]
 
 #: Padding modes of the convolutions.
@@ -38,17 +40,17 @@ def check_images(images) -> np.ndarray:
     """``images`` as a float64 (n, C, H, W) array, checked.
 
     Raises:
-        ValueError: not a real 4-D array with n, C, H, W >= 1, or not finite.
+        InputError: not a real 4-D array with n, C, H, W >= 1, or not finite.
     """
     x = np.asarray(images)
     if x.ndim != 4 or min(x.shape) < 1:
-        raise ValueError(f"images must be a 4-D array (n, C, H, W) with every size >= 1, got "
+        raise InputError(f"images must be a 4-D array (n, C, H, W) with every size >= 1, got "
                          f"shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"images must be real numbers, got dtype {x.dtype}")
+        raise InputError(f"images must be real numbers, got dtype {x.dtype}")
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):
-        raise ValueError("images must be finite (they contain NaN or inf)")
+        raise InputError("images must be finite (they contain NaN or inf)")
     return x
 
 
@@ -75,22 +77,22 @@ class ConvArchitecture:
         for name in ("layers", "filter_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+                raise InputError(f"{name} must be an integer >= 1, got {value!r}")
             object.__setattr__(self, name, int(value))
         if self.padding not in PADDINGS:
-            raise ValueError(f"unknown padding {self.padding!r}; choose from "
+            raise InputError(f"unknown padding {self.padding!r}; choose from "
                              f"{', '.join(PADDINGS)}")
         if self.readout not in READOUTS:
-            raise ValueError(f"unknown readout {self.readout!r}; choose from "
+            raise InputError(f"unknown readout {self.readout!r}; choose from "
                              f"{', '.join(READOUTS)}")
         pool = tuple(self.pool) if isinstance(self.pool, list | tuple) else None
         if pool is None or any(isinstance(v, bool) or not isinstance(v, int | np.integer)
                                for v in pool):
-            raise ValueError(f"pool must list integer layer numbers, got {self.pool!r}")
+            raise InputError(f"pool must list integer layer numbers, got {self.pool!r}")
         pool = tuple(sorted({int(v) for v in pool}))
         bad = [v for v in pool if not 1 <= v <= self.layers]
         if bad:
-            raise ValueError(f"pool lists layers {bad} outside 1..{self.layers}")
+            raise InputError(f"pool lists layers {bad} outside 1..{self.layers}")
         object.__setattr__(self, "pool", pool)
 
     @property
@@ -108,7 +110,7 @@ class ConvArchitecture:
             L + 1 pairs: the input grid, then layer 1's, ..., layer L's.
 
         Raises:
-            ValueError: a "valid" filter larger than its input, pooling a grid of odd size, or
+            InputError: a "valid" filter larger than its input, pooling a grid of odd size, or
                 pooling a 1 x 1 grid.
         """
         grids = [(int(height), int(width))]
@@ -116,15 +118,15 @@ class ConvArchitecture:
         for layer in range(1, self.layers + 1):
             if self.padding == "valid":
                 if self.filter_size > min(h, w):
-                    raise ValueError(f"layer {layer}: a {self.filter_size}x{self.filter_size} "
+                    raise InputError(f"layer {layer}: a {self.filter_size}x{self.filter_size} "
                                      f"filter does not fit its {h}x{w} input under 'valid' "
                                      "padding")
                 h, w = h - self.filter_size + 1, w - self.filter_size + 1
             if layer in self.pool:
                 if h == 1 and w == 1:
-                    raise ValueError(f"layer {layer}: cannot pool past a 1x1 grid")
+                    raise InputError(f"layer {layer}: cannot pool past a 1x1 grid")
                 if h % 2 or w % 2:
-                    raise ValueError(f"layer {layer}: 2x2 pooling needs an even grid, got "
+                    raise InputError(f"layer {layer}: 2x2 pooling needs an even grid, got "
                                      f"{h}x{w}")
                 h, w = h // 2, w // 2
             grids.append((h, w))

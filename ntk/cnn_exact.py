@@ -57,6 +57,7 @@ from ntk.constants import tau_chain
 from ntk.progress import progress_bar
 from ntk.step_kernels import step_levels
 from ntk.tiles import sample_indices
+from ntklc.errors import InputError
 
 __all__ = ["CNNKernels", "CNNPlan", "cnn_kernels", "cnn_plan", "compute_kernels"]
 
@@ -140,7 +141,7 @@ def cnn_kernels(images, acts: str | Sequence[str | Activation | Callable], *,
         :class:`CNNKernels`.
 
     Raises:
-        ValueError: bad images (rank, NaN/inf), architecture (unknown padding or readout, a
+        InputError: bad images (rank, NaN/inf), architecture (unknown padding or readout, a
             filter larger than the image under "valid", pooling an odd grid or past 1 x 1),
             activations, NTK requested for an activation with jumps, bad centring or tol.
     """
@@ -220,10 +221,10 @@ def cnn_plan(images, acts: str | Sequence[str | Activation | Callable], *,
     no image pair computed).
 
     Raises:
-        ValueError: as :func:`cnn_kernels`.
+        InputError: as :func:`cnn_kernels`.
     """
     if not (0 < tol < 1):
-        raise ValueError(f"tol must lie in (0, 1), got {tol}")
+        raise InputError(f"tol must lie in (0, 1), got {tol}")
 
     def maps(layers, tau0):
         m = _centring(centring, layers, tau0)
@@ -257,7 +258,7 @@ def _prepared(images, acts, make_maps: Callable, *, filter_size: int, padding: s
     if ntk:
         jumpy = [a.name for a in layers if a.has_jumps]
         if jumpy:
-            raise ValueError(f"NTK undefined for activations with jumps ({', '.join(jumpy)}): "
+            raise InputError(f"NTK undefined for activations with jumps ({', '.join(jumpy)}): "
                              "E[sigma'^2] is infinite; request the CK only (ntk=False)")
     engine = _Engine(x, arch, grids, ntk, memory)
     tau0 = math.sqrt(float(np.mean(engine.first_variances())))
@@ -272,11 +273,11 @@ def _centring(centring, layers: list[Activation], tau0: float) -> list[float]:
         return [0.0] * len(layers)
     if centring is True:
         if not (math.isfinite(tau0) and tau0 > 0):
-            raise ValueError("centring needs images with a positive first-layer variance")
+            raise InputError("centring needs images with a positive first-layer variance")
         return [c.m0 for c in tau_chain(layers, tau0)]
     m = [float(v) for v in centring]
     if len(m) != len(layers) or not all(math.isfinite(v) for v in m):
-        raise ValueError(f"centring must be a bool or {len(layers)} finite numbers, got "
+        raise InputError(f"centring must be a bool or {len(layers)} finite numbers, got "
                          f"{centring!r}")
     return m
 
@@ -332,7 +333,7 @@ class _Engine:
 
     def __init__(self, x: np.ndarray, arch: ConvArchitecture, grids, ntk: bool, memory: int):
         if isinstance(memory, bool) or not isinstance(memory, int | np.integer) or memory < 1:
-            raise ValueError(f"memory must be a positive number of bytes, got {memory!r}")
+            raise InputError(f"memory must be a positive number of bytes, got {memory!r}")
         self.x = x
         self.arch = arch
         self.grids = grids

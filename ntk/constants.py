@@ -33,6 +33,7 @@ import numpy as np
 
 from ntk.activations import Activation, Piece, _symbols, activation, piecewise_mp
 from ntk.quadrature import gaussian_rule
+from ntklc.errors import InputError
 
 if TYPE_CHECKING:
     import sympy
@@ -84,15 +85,15 @@ def activation_constants(act: str | Activation, tau: float, method: str = "auto"
         :class:`ActivationConstants`.
 
     Raises:
-        ValueError: tau <= 0 or not finite, unknown method, or ``symbolic`` for an activation
+        InputError: tau <= 0 or not finite, unknown method, or ``symbolic`` for an activation
             without closed form (tanh, sigmoid, swish, bare callables).
     """
     act = activation(act)
     tau = float(tau)
     if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a positive finite number, got {tau}")
+        raise InputError(f"tau must be a positive finite number, got {tau}")
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if method in ("auto", "quad"):
         values = _quad_constants(act, tau)
     elif method == "symbolic":
@@ -115,19 +116,19 @@ def tau_chain(acts, tau0: float, method: str = "auto") -> list[ActivationConstan
         One :class:`ActivationConstants` per layer.
 
     Raises:
-        ValueError: empty network, or a layer whose output variance vanishes (the next layer's
+        InputError: empty network, or a layer whose output variance vanishes (the next layer's
             scale would be 0).
     """
     acts = list(acts)
     if not acts:
-        raise ValueError("the network needs at least one layer (L >= 1)")
+        raise InputError("the network needs at least one layer (L >= 1)")
     out = []
     tau = float(tau0)
     for layer, act in enumerate(acts, start=1):
         c = activation_constants(act, tau, method)
         out.append(c)
         if c.tau2_next <= 0 and layer < len(acts):
-            raise ValueError(f"layer {layer} has zero output variance; the next layer has no "
+            raise InputError(f"layer {layer} has zero output variance; the next layer has no "
                              "input scale")
         tau = math.sqrt(max(c.tau2_next, 0.0))
     return out
@@ -274,7 +275,7 @@ def _symbolic_functions(act: Activation):
         cf = act.closed_form
         M, N, S, P = cf.M, cf.N, cf.S, cf.P
     else:
-        raise ValueError(f"activation {act.name!r} has no closed form; use method "
+        raise InputError(f"activation {act.name!r} has no closed form; use method "
                          "'quad' or 'mpmath'")
     dM = sympy.diff(M, _TAU)
     dS = sympy.diff(S, _TAU)

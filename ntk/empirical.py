@@ -34,6 +34,7 @@ from ntk.activations import Activation, parse_activations
 from ntk.constants import tau_chain
 from ntk.progress import progress_bar
 from ntk.weights import WeightLaw, parse_weight_law, sample_weights
+from ntklc.errors import InputError
 
 __all__ = ["EmpiricalKernels", "empirical_kernels", "mean_over_draws", "network_kernels"]
 
@@ -89,7 +90,7 @@ def network_kernels(X, acts: str | Sequence, weights: str | WeightLaw,
         ``(ck, ntk)``: (n, n) arrays of ``dtype``; ``ntk`` is ``None`` unless requested.
 
     Raises:
-        ValueError: bad X, width, tau0 or dtype, empty network, or NTK requested for an
+        InputError: bad X, width, tau0 or dtype, empty network, or NTK requested for an
             activation with jumps.
     """
     X, acts, widths, m, dtype = _validate(X, acts, width, tau0, ntk, dtype)
@@ -170,11 +171,11 @@ def empirical_kernels(X, acts: str | Sequence, *, width: int | Sequence[int] = 1
         :class:`EmpiricalKernels` with float64 means and their noise levels.
 
     Raises:
-        ValueError: bad X, width, draws, tau0 or dtype, empty network, unknown weight law, or
+        InputError: bad X, width, draws, tau0 or dtype, empty network, unknown weight law, or
             NTK requested for an activation with jumps.
     """
     if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 1:
-        raise ValueError(f"draws must be an integer >= 1, got {draws!r}")
+        raise InputError(f"draws must be an integer >= 1, got {draws!r}")
     law = parse_weight_law(weights)
     X, acts, widths, _, dtype = _validate(X, acts, width, tau0, ntk, dtype)
     rng = np.random.default_rng(seed)
@@ -203,7 +204,7 @@ def mean_over_draws(kernels: Iterable[tuple[np.ndarray, np.ndarray | None]], *,
             sums["ntk"][draws % 2] += ntk_r
         draws += 1
     if sums is None:
-        raise ValueError("no draws to average")
+        raise InputError("no draws to average")
     ck_mean, ck_noise = _mean_and_noise(sums["ck"], draws)
     if not ntk:
         return EmpiricalKernels(ck=ck_mean, ntk=None, draws=draws, width=width,
@@ -218,34 +219,34 @@ def _validate(X, acts, width, tau0, ntk, dtype
     """Checked inputs: X, activations, widths, centring constants m_l and dtype."""
     X = np.asarray(X)
     if X.ndim != 2 or X.size == 0:
-        raise ValueError(f"X must be a non-empty 2-D array (p x n), got shape {X.shape}")
+        raise InputError(f"X must be a non-empty 2-D array (p x n), got shape {X.shape}")
     if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-        raise ValueError(f"X must be real, got dtype {X.dtype}")
+        raise InputError(f"X must be real, got dtype {X.dtype}")
     if not np.all(np.isfinite(X)):
-        raise ValueError("X contains NaN or infinite entries")
+        raise InputError("X contains NaN or infinite entries")
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        raise InputError(f"dtype must be float32 or float64, got {dtype}")
     acts = parse_activations(acts)
     if np.ndim(width) == 0:
         widths = (width,) * len(acts)
     else:
         widths = tuple(width)
         if len(widths) != len(acts):
-            raise ValueError(f"width has {len(widths)} entries for {len(acts)} layers")
+            raise InputError(f"width has {len(widths)} entries for {len(acts)} layers")
     for d in widths:
         if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"every width must be an integer >= 1, got {width!r}")
+            raise InputError(f"every width must be an integer >= 1, got {width!r}")
     widths = tuple(int(d) for d in widths)
     if ntk:
         jumpy = [a.name for a in acts if a.has_jumps]
         if jumpy:
-            raise ValueError(f"NTK undefined for activations with jumps ({', '.join(jumpy)}): "
+            raise InputError(f"NTK undefined for activations with jumps ({', '.join(jumpy)}): "
                              "E[sigma'^2] is infinite; request the CK only (ntk=False)")
     if tau0 is None:
         tau0 = math.sqrt(float(np.mean(np.sum(X.astype(np.float64) ** 2, axis=0))))
     elif not (math.isfinite(tau0) and tau0 > 0):
-        raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+        raise InputError(f"tau0 must be a positive finite number, got {tau0}")
     m = [c.m0 for c in tau_chain(acts, tau0)]
     return X, acts, widths, m, dtype
 

@@ -35,6 +35,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from ntk.activations import activation
 from ntk.constants import ActivationConstants, tau_chain
+from ntklc.errors import InputError
 
 __all__ = [
     "CKLayer",
@@ -101,12 +102,12 @@ def ntk_coefficients(acts, tau0: float, method: str = "auto") -> list[NTKLayer]:
     """The beta/kappa recursion through every layer.
 
     Raises:
-        ValueError: a layer's activation has jumps (E[sigma'^2] infinite: NTK undefined).
+        InputError: a layer's activation has jumps (E[sigma'^2] infinite: NTK undefined).
     """
     acts = [activation(a) for a in acts]
     for layer, act in enumerate(acts, start=1):
         if act.has_jumps:
-            raise ValueError(f"NTK undefined: activation {act.name!r} of layer {layer} has "
+            raise InputError(f"NTK undefined: activation {act.name!r} of layer {layer} has "
                              "jumps, so E[sigma'^2] is infinite")
     b1, b2, b3, kappa2 = 1.0, 0.0, 0.0, float(tau0) ** 2
     a1_prev = 1.0
@@ -128,7 +129,7 @@ def _class_matrix(n: int, V: np.ndarray, t, T, c2: float, c3: float) -> np.ndarr
     t = np.asarray(t, dtype=float)
     k = t.shape[0]
     if V.shape != (n, k + 1) or np.shape(T) != (k, k):
-        raise ValueError(f"V must be ({n}, {k + 1}) and T ({k}, {k}); got {V.shape}, "
+        raise InputError(f"V must be ({n}, {k + 1}) and T ({k}, {k}); got {V.shape}, "
                          f"{np.shape(T)}")
     C = np.empty((k + 1, k + 1))
     C[:k, :k] = c2 * np.outer(t, t) + c3 * np.asarray(T, dtype=float)
@@ -230,4 +231,4 @@ def ntk_equivalent(X: np.ndarray, stats, acts, method: str = "auto", *,
 
 def _check_tau0(tau0: float) -> None:
     if not (math.isfinite(tau0) and tau0 > 0):
-        raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+        raise InputError(f"tau0 must be a positive finite number, got {tau0}")

@@ -57,6 +57,7 @@ from ntk.activations import Activation, activation, parse_activations
 from ntk.bivariate import PairMoments, pair_moments
 from ntk.constants import tau_chain
 from ntk.quadrature import gaussian_rules
+from ntklc.errors import InputError
 
 __all__ = ["ExactKernels", "exact_kernels", "hermite_coefficients"]
 
@@ -137,7 +138,7 @@ def exact_kernels(X: np.ndarray, acts: str | Sequence[str | Activation | Callabl
         :class:`ExactKernels`.
 
     Raises:
-        ValueError: malformed X or a zero sample, empty ``acts``, bad ``tau0`` or ``tol``, NTK
+        InputError: malformed X or a zero sample, empty ``acts``, bad ``tau0`` or ``tol``, NTK
             requested for an activation with jumps, or a sample with zero variance at some
             layer.
     """
@@ -191,23 +192,23 @@ def checked_inputs(X, acts, tol: float, ntk: bool) -> tuple[np.ndarray, list[Act
     :func:`exact_kernels`."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"X must be a 2-D array (p, n) with p, n >= 1, got shape {X.shape}")
+        raise InputError(f"X must be a 2-D array (p, n) with p, n >= 1, got shape {X.shape}")
     if not np.all(np.isfinite(X)):
-        raise ValueError("X must be finite (it contains NaN or inf)")
+        raise InputError("X must be finite (it contains NaN or inf)")
     layers = parse_activations(acts)
     if not (0 < tol < 1):
-        raise ValueError(f"tol must lie in (0, 1), got {tol}")
+        raise InputError(f"tol must lie in (0, 1), got {tol}")
     if ntk:
         for act in layers:
             if act.has_jumps:
-                raise ValueError(f"NTK undefined: E[sigma'^2] is infinite for {act.name}")
+                raise InputError(f"NTK undefined: E[sigma'^2] is infinite for {act.name}")
     return X, layers
 
 
 def checked_tau0(tau0) -> float:
     tau0 = float(tau0)
     if not (math.isfinite(tau0) and tau0 > 0):
-        raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+        raise InputError(f"tau0 must be a positive finite number, got {tau0}")
     return tau0
 
 
@@ -217,7 +218,7 @@ def checked_scales(diag: np.ndarray, layer: int) -> np.ndarray:
     if np.any(diag <= 0):
         i = int(np.argmin(diag))
         where = "has zero norm" if layer == 1 else f"has zero variance after layer {layer - 1}"
-        raise ValueError(f"sample {i} {where}; its correlations are undefined")
+        raise InputError(f"sample {i} {where}; its correlations are undefined")
     return np.sqrt(diag)
 
 
@@ -305,9 +306,9 @@ def hermite_coefficients(act: str | Activation | Callable, scales: np.ndarray, n
     """
     scales = np.atleast_1d(np.asarray(scales, dtype=float))
     if scales.ndim != 1 or not np.all(np.isfinite(scales) & (scales > 0)):
-        raise ValueError("scales must be a 1-D array of positive finite numbers")
+        raise InputError("scales must be a 1-D array of positive finite numbers")
     if n_terms < 0:
-        raise ValueError(f"n_terms must be >= 0, got {n_terms}")
+        raise InputError(f"n_terms must be >= 0, got {n_terms}")
     row_terms = np.full(scales.size, int(n_terms), dtype=np.int64)
     return _sample_moments(activation(act), scales, 0.0, row_terms, grad=False)[0]
 

@@ -51,6 +51,7 @@ from ntk.exact import (
     sample_grid,
     tile_update,
 )
+from ntklc.errors import InputError
 
 __all__ = ["FullyConnectedTiles", "KernelPlan", "check_portable", "kernel_matrix",
            "kernel_plan", "kernel_tile", "sample_indices"]
@@ -100,7 +101,7 @@ def check_portable(acts: Sequence[Activation]) -> None:
         # The same code: a user callable named like a catalogue entry is not that entry.
         same = fn is act.fn or getattr(fn, "__code__", 0) is getattr(act.fn, "__code__", 1)
         if not same:
-            raise ValueError(f"activation {act.name!r} is not a catalogue activation; its "
+            raise InputError(f"activation {act.name!r} is not a catalogue activation; its "
                              "tiles can only be computed in this process (workers = 1)")
 
 
@@ -149,7 +150,7 @@ def kernel_plan(X: np.ndarray, acts: str | Sequence[str | Activation | Callable]
     (twice with the NTK).
 
     Raises:
-        ValueError: as ``ntk.exact_kernels``.
+        InputError: as ``ntk.exact_kernels``.
     """
     X, layers = checked_inputs(X, acts, tol, ntk)
     sq_norms = np.einsum("ij,ij->j", X, X)
@@ -192,7 +193,7 @@ def kernel_tile(X: np.ndarray, plan: KernelPlan, rows, cols, *, ntk: bool | None
     rows, cols = sample_indices(plan.n, rows), sample_indices(plan.n, cols)
     with_ntk = plan.ntk if ntk is None else ntk
     if with_ntk and not plan.ntk:
-        raise ValueError("this plan was made without the NTK")
+        raise InputError("this plan was made without the NTK")
     X_rows, X_cols = X[:, rows], X[:, cols]
     K = cross_products(X_rows, X_cols)
     N = np.empty_like(K) if with_ntk else np.empty((0, 0))
@@ -243,7 +244,7 @@ def kernel_matrix(X: np.ndarray, plan: KernelPlan, kernel: str = "ntk", *, tile:
         tile: tile side.
     """
     if kernel not in ("ck", "ntk"):
-        raise ValueError(f"kernel must be 'ck' or 'ntk', got {kernel!r}")
+        raise InputError(f"kernel must be 'ck' or 'ntk', got {kernel!r}")
     n = plan.n
     out = np.empty((n, n))
     for r0 in range(0, n, tile):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = ["LAWS", "WeightLaw", "parse_weight_law", "sample_weights"]
 
 # Name -> its parameter's name (None: the law has no parameter).
@@ -81,36 +83,36 @@ def parse_weight_law(text: str | WeightLaw) -> WeightLaw:
         The :class:`WeightLaw`.
 
     Raises:
-        ValueError: unknown law, missing, superfluous or malformed parameter, ``nu <= 2`` or
+        InputError: unknown law, missing, superfluous or malformed parameter, ``nu <= 2`` or
             ``eps`` outside ``[0, 1)``.
     """
     if isinstance(text, WeightLaw):
         return text
     if not isinstance(text, str):
-        raise ValueError(f"a weight law must be given by name, got {type(text).__name__}")
+        raise InputError(f"a weight law must be given by name, got {type(text).__name__}")
     name, colon, value = (part.strip() for part in text.partition(":"))
     name = name.lower()
     if name not in _PARAMETER:
-        raise ValueError(f"unknown weight law {name!r}; known: {', '.join(LAWS)}")
+        raise InputError(f"unknown weight law {name!r}; known: {', '.join(LAWS)}")
     key = _PARAMETER[name]
     if key is None:
         if colon:
-            raise ValueError(f"weight law {name!r} takes no parameter, got {text!r}")
+            raise InputError(f"weight law {name!r} takes no parameter, got {text!r}")
         return WeightLaw(name)
     given_key, equals, number = value.rpartition("=")
     if equals and given_key.strip() != key:
-        raise ValueError(f"weight law {name!r} has the single parameter {key!r}, "
+        raise InputError(f"weight law {name!r} has the single parameter {key!r}, "
                          f"got {given_key.strip()!r}")
     try:
         x = float(number)
     except ValueError:
-        raise ValueError(f"weight law {name!r} needs a number as its parameter {key} "
+        raise InputError(f"weight law {name!r} needs a number as its parameter {key} "
                          f"(e.g. '{name}:{'5' if key == 'nu' else '0.5'}'), got {text!r}"
                          ) from None
     if key == "nu" and not (math.isfinite(x) and x > 2.0):
-        raise ValueError(f"Student-t weights need a finite nu > 2 (unit variance), got {x}")
+        raise InputError(f"Student-t weights need a finite nu > 2 (unit variance), got {x}")
     if key == "eps" and not 0.0 <= x < 1.0:
-        raise ValueError(f"ternary weights need a sparsity eps in [0, 1), got {x}")
+        raise InputError(f"ternary weights need a sparsity eps in [0, 1), got {x}")
     return WeightLaw(name, {key: x})
 
 
@@ -129,14 +131,14 @@ def sample_weights(law: str | WeightLaw, shape, rng: np.random.Generator,
 
     Raises:
         TypeError: ``rng`` is not a ``numpy.random.Generator``.
-        ValueError: bad law text or a non-floating ``dtype``.
+        InputError: bad law text or a non-floating ``dtype``.
     """
     law = parse_weight_law(law)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"weights are float32 or float64, got {dtype}")
+        raise InputError(f"weights are float32 or float64, got {dtype}")
     if law.name == "gaussian":
         return rng.standard_normal(shape, dtype=dtype)
     if law.name == "rademacher":

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ntklc.errors import InputError
 from rmt.gmm import GaussianMixture, GMMSample, GMMStatistics, estimate_tau0, sample_gmm
 
 __all__ = [
@@ -59,19 +60,19 @@ _MIN_CLASS_SIZE = 4  # the unbiased estimator of tr(Sigma^2) divides by (m - 2)(
 def _as_columns(X, name: str = "X") -> np.ndarray:
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(f"{name} must be a 2-D array (p, n) with p, n >= 1, got shape "
+        raise InputError(f"{name} must be a 2-D array (p, n) with p, n >= 1, got shape "
                          f"{X.shape}")
     if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} must be finite (it contains NaN or inf)")
+        raise InputError(f"{name} must be finite (it contains NaN or inf)")
     return X
 
 
 def _as_labels(labels, n: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), one per column, got {labels.shape}")
+        raise InputError(f"labels must have shape ({n},), one per column, got {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        raise InputError(f"labels must be integers, got dtype {labels.dtype}")
     return labels
 
 
@@ -91,7 +92,7 @@ class Preprocessing:
         """(X - xbar) / s for X of shape (p, n); float64 (p, n)."""
         X = np.asarray(X, dtype=float)
         if X.ndim != 2 or X.shape[0] != self.mean.shape[0]:
-            raise ValueError(f"X must have shape ({self.mean.shape[0]}, n), got {X.shape}")
+            raise InputError(f"X must have shape ({self.mean.shape[0]}, n), got {X.shape}")
         return (X - self.mean[:, None]) / self.scale
 
 
@@ -102,13 +103,13 @@ def fit_preprocessing(X: np.ndarray) -> Preprocessing:
         X: (p, N) training data, one sample per column, finite.
 
     Raises:
-        ValueError: malformed X, or all columns equal (no scale).
+        InputError: malformed X, or all columns equal (no scale).
     """
     X = _as_columns(X)
     mean = X.mean(axis=1)
     scale = math.sqrt(float(np.mean(np.sum((X - mean[:, None]) ** 2, axis=0))))
     if not scale > 0:
-        raise ValueError("all training samples are equal: there is no scale to normalise by")
+        raise InputError("all training samples are equal: there is no scale to normalise by")
     return Preprocessing(mean=mean, scale=scale)
 
 
@@ -139,7 +140,7 @@ class FittedMixture:
         """(n,) row of each label in ``classes``.
 
         Raises:
-            ValueError: a label is not one of ``classes``.
+            InputError: a label is not one of ``classes``.
         """
         labels = np.asarray(labels)
         order = np.argsort(self.classes)
@@ -147,7 +148,7 @@ class FittedMixture:
         pos = order[np.minimum(pos, len(order) - 1)]
         unknown = self.classes[pos] != labels
         if np.any(unknown):
-            raise ValueError(f"label {labels[unknown][0]} is not one of the fitted classes "
+            raise InputError(f"label {labels[unknown][0]} is not one of the fitted classes "
                              f"{self.classes.tolist()}")
         return pos
 
@@ -171,7 +172,7 @@ def fit_mixture(X: np.ndarray, labels) -> FittedMixture:
         :class:`FittedMixture` (memory K p^2 floats for the covariances).
 
     Raises:
-        ValueError: malformed X or labels, or a class with fewer than 4 samples.
+        InputError: malformed X or labels, or a class with fewer than 4 samples.
     """
     X = _as_columns(X)
     p, _ = X.shape
@@ -179,7 +180,7 @@ def fit_mixture(X: np.ndarray, labels) -> FittedMixture:
     classes, counts = np.unique(labels, return_counts=True)
     small = counts < _MIN_CLASS_SIZE
     if np.any(small):
-        raise ValueError(f"class {classes[small][0]} has {counts[small][0]} training samples; "
+        raise InputError(f"class {classes[small][0]} has {counts[small][0]} training samples; "
                          f"estimating its covariance needs at least {_MIN_CLASS_SIZE}")
     k = classes.size
     means = np.empty((k, p))
@@ -223,7 +224,7 @@ def sample_statistics(X: np.ndarray, labels, fitted: FittedMixture) -> GMMStatis
     X = _as_columns(X)
     p, n = X.shape
     if p != fitted.model.dim:
-        raise ValueError(f"X has {p} rows but the mixture was fitted in dimension "
+        raise InputError(f"X has {p} rows but the mixture was fitted in dimension "
                          f"{fitted.model.dim}")
     idx = fitted.class_index(_as_labels(labels, n))
     k = fitted.model.n_classes
@@ -256,15 +257,15 @@ def balanced_indices(labels, n: int, classes, rng: int | np.random.Generator = 0
         indices in random order).
 
     Raises:
-        ValueError: n < K, an unknown or repeated class, or a class with too few samples.
+        InputError: n < K, an unknown or repeated class, or a class with too few samples.
     """
     labels = np.asarray(labels)
     classes = [int(c) for c in classes]
     k = len(classes)
     if k < 1 or len(set(classes)) != k:
-        raise ValueError(f"classes must be distinct and at least one, got {classes}")
+        raise InputError(f"classes must be distinct and at least one, got {classes}")
     if int(n) != n or n < k:
-        raise ValueError(f"a class-balanced sample of {k} classes needs n >= {k}, got n={n}")
+        raise InputError(f"a class-balanced sample of {k} classes needs n >= {k}, got n={n}")
     n = int(n)
     rng = np.random.default_rng(rng)
     present = set(np.unique(labels).tolist())
@@ -272,11 +273,11 @@ def balanced_indices(labels, n: int, classes, rng: int | np.random.Generator = 0
     out = []
     for cls, size in zip(classes, sizes, strict=True):
         if cls not in present:
-            raise ValueError(f"class {cls} is not in the data (classes present: "
+            raise InputError(f"class {cls} is not in the data (classes present: "
                              f"{', '.join(map(str, sorted(present)))})")
         pool = np.flatnonzero(labels == cls)
         if pool.size < size:
-            raise ValueError(f"class {cls} has {pool.size} samples, fewer than the {size} a "
+            raise InputError(f"class {cls} has {pool.size} samples, fewer than the {size} a "
                              f"class-balanced sample of n={n} over {k} classes needs")
         out.append(rng.choice(pool, size, replace=False))
     return np.concatenate(out).astype(np.int64)
@@ -305,7 +306,7 @@ def sample_matched_gmm(fitted: FittedMixture, labels, *, seed: int | np.random.G
     counts = np.bincount(idx, minlength=fitted.model.n_classes)
     if np.any(counts == 0):
         missing = fitted.classes[counts == 0].tolist()
-        raise ValueError(f"classes {missing} are absent from the sample; the twin needs every "
+        raise InputError(f"classes {missing} are absent from the sample; the twin needs every "
                          "fitted class")
     model = GaussianMixture(means=fitted.model.means, covariances=fitted.model.covariances,
                             proportions=counts / counts.sum())

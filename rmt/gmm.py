@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = [
     "GMMSample",
     "GMMStatistics",
@@ -49,14 +51,14 @@ class GaussianMixture:
         object.__setattr__(self, "covariances", cov)
         object.__setattr__(self, "proportions", c)
         if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
-            raise ValueError(f"means must have shape (K, p) with K, p >= 1, got {means.shape}")
+            raise InputError(f"means must have shape (K, p) with K, p >= 1, got {means.shape}")
         k, p = means.shape
         if cov.shape != (k, p, p):
-            raise ValueError(f"covariances must have shape {(k, p, p)}, got {cov.shape}")
+            raise InputError(f"covariances must have shape {(k, p, p)}, got {cov.shape}")
         if c.shape != (k,) or np.any(c <= 0) or not math.isclose(c.sum(), 1.0, abs_tol=1e-9):
-            raise ValueError(f"proportions must be {k} positive numbers summing to 1, got {c}")
+            raise InputError(f"proportions must be {k} positive numbers summing to 1, got {c}")
         if not (np.all(np.isfinite(means)) and np.all(np.isfinite(cov))):
-            raise ValueError("means and covariances must be finite")
+            raise InputError("means and covariances must be finite")
 
     @property
     def n_classes(self) -> int:
@@ -79,7 +81,7 @@ class GaussianMixture:
 def ar1_matrix(p: int, rho: float) -> np.ndarray:
     """AR(1) correlation matrix (p, p) with entries rho^|i - j| (trace p), |rho| < 1."""
     if not -1 < rho < 1:
-        raise ValueError(f"AR(1) parameter must lie in (-1, 1), got {rho}")
+        raise InputError(f"AR(1) parameter must lie in (-1, 1), got {rho}")
     idx = np.arange(p)
     return rho ** np.abs(idx[:, None] - idx[None, :])
 
@@ -104,21 +106,21 @@ def gaussian_mixture(p: int, *, n_classes: int = 2, mean_distance: float = 3.0,
         proportions: class proportions (default equal).
     """
     if p < 1 or n_classes < 1 or p < n_classes:
-        raise ValueError(f"need p >= n_classes >= 1, got p={p}, n_classes={n_classes}")
+        raise InputError(f"need p >= n_classes >= 1, got p={p}, n_classes={n_classes}")
     c = (np.full(n_classes, 1.0 / n_classes) if proportions is None
          else np.asarray(proportions, dtype=float))
     t_arr = np.zeros(n_classes) if t is None else np.asarray(t, dtype=float)
     if t_arr.shape != (n_classes,):
-        raise ValueError(f"t must have {n_classes} entries, got {t_arr.shape[0]}")
+        raise InputError(f"t must have {n_classes} entries, got {t_arr.shape[0]}")
     scales = 1.0 + t_arr / math.sqrt(p)
     if np.any(scales <= 0):
-        raise ValueError("1 + t_a/sqrt(p) must be positive; increase p or shrink t")
+        raise InputError("1 + t_a/sqrt(p) must be positive; increase p or shrink t")
     if structure == "identity":
         base = np.eye(p)
     elif structure.startswith("ar1:"):
         base = ar1_matrix(p, float(structure.removeprefix("ar1:")))
     else:
-        raise ValueError(f"unknown covariance structure {structure!r} (identity or ar1:<rho>)")
+        raise InputError(f"unknown covariance structure {structure!r} (identity or ar1:<rho>)")
     means = np.zeros((n_classes, p))
     means[np.arange(n_classes), np.arange(n_classes)] = mean_distance / math.sqrt(2)
     # Centre the means (the data then has mean zero): for two classes mu = +-(Delta/2) u.
@@ -186,15 +188,15 @@ def sample_gmm(model: GaussianMixture, n: int, *, seed: int | np.random.Generato
         :class:`GMMSample` with X of shape (p, n).
     """
     if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n}")
+        raise InputError(f"n must be a positive integer, got {n}")
     if np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+        raise InputError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
     rng = np.random.default_rng(seed)
     k, p = model.n_classes, model.dim
     sizes = np.floor(n * model.proportions + 0.5).astype(int)
     sizes[-1] = n - sizes[:-1].sum()
     if np.any(sizes < 0):
-        raise ValueError("n is too small for these class proportions")
+        raise InputError("n is too small for these class proportions")
     labels = np.repeat(np.arange(k), sizes)
     if not sort:
         labels = rng.permutation(labels)
@@ -242,5 +244,5 @@ def estimate_tau0(X: np.ndarray) -> float:
     """Data estimate of tau0: sqrt(mean_i ||x_i||^2) for X of shape (p, n)."""
     X = np.asarray(X)
     if X.ndim != 2 or X.size == 0:
-        raise ValueError(f"X must be a non-empty 2-D array (p, n), got shape {X.shape}")
+        raise InputError(f"X must be a non-empty 2-D array (p, n), got shape {X.shape}")
     return float(np.sqrt(np.mean(np.sum(np.asarray(X, dtype=float) ** 2, axis=0))))

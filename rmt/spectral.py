@@ -26,6 +26,8 @@ from scipy import linalg
 from scipy.linalg import blas, lapack
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 
+from ntklc.errors import InputError
+
 __all__ = [
     "FullComparison",
     "SpectralComparison",
@@ -47,9 +49,9 @@ def _check_square(K, name: str = "K"):
     if not isinstance(K, LinearOperator):
         K = np.asarray(K, dtype=float)
         if K.ndim != 2:
-            raise ValueError(f"{name} must be a non-empty square matrix, got shape {K.shape}")
+            raise InputError(f"{name} must be a non-empty square matrix, got shape {K.shape}")
     if K.shape[0] != K.shape[1] or K.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty square matrix, got shape {K.shape}")
+        raise InputError(f"{name} must be a non-empty square matrix, got shape {K.shape}")
     return K
 
 
@@ -84,7 +86,7 @@ def rel_spectral_error(K: np.ndarray, K_ref: np.ndarray, *, ref_norm: float | No
     K = _check_square(K)
     K_ref = _check_square(K_ref, "K_ref")
     if K.shape != K_ref.shape:
-        raise ValueError(f"shapes differ: {K.shape} vs {K_ref.shape}")
+        raise InputError(f"shapes differ: {K.shape} vs {K_ref.shape}")
     if isinstance(K, LinearOperator) or isinstance(K_ref, LinearOperator):
         difference = aslinearoperator(K_ref) - aslinearoperator(K)
     else:
@@ -103,9 +105,9 @@ def top_eigenpairs(K: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
     K = _small_dense(_check_square(K))
     n = K.shape[0]
     if not 1 <= k <= n:
-        raise ValueError(f"k must lie in [1, {n}], got {k}")
+        raise InputError(f"k must lie in [1, {n}], got {k}")
     if isinstance(K, LinearOperator) and k >= n - 1:
-        raise ValueError(f"k = {k} of an operator of size {n}: Lanczos finds at most n - 2 "
+        raise InputError(f"k = {k} of an operator of size {n}: Lanczos finds at most n - 2 "
                          "eigenpairs; pass the dense matrix")
     if not isinstance(K, LinearOperator) and (n <= _DENSE_MAX or k >= n - 1):
         vals, vecs = linalg.eigh(K, subset_by_index=(n - k, n - 1))
@@ -119,7 +121,7 @@ def subspace_alignment(U: np.ndarray, V: np.ndarray) -> float:
     """||U^T V||_F^2 / k for orthonormal (n, k) bases: the mean squared cosine of the principal
     angles between the two subspaces, in [0, 1]."""
     if U.shape != V.shape:
-        raise ValueError(f"bases must have the same shape, got {U.shape} and {V.shape}")
+        raise InputError(f"bases must have the same shape, got {U.shape} and {V.shape}")
     return float(np.sum((U.T @ V) ** 2) / U.shape[1])
 
 
@@ -291,13 +293,13 @@ def compare_full_spectra(K_theory: np.ndarray, K_ref: np.ndarray, k: int = 5, *,
     K_theory = _check_square(K_theory, "K_theory")
     K_ref = _check_square(K_ref, "K_ref")
     if K_theory.shape != K_ref.shape:
-        raise ValueError(f"shapes differ: {K_theory.shape} vs {K_ref.shape}")
+        raise InputError(f"shapes differ: {K_theory.shape} vs {K_ref.shape}")
     if overwrite and np.shares_memory(K_theory, K_ref):
-        raise ValueError("K_theory and K_ref share memory; they cannot both be overwritten")
+        raise InputError("K_theory and K_ref share memory; they cannot both be overwritten")
     n = K_ref.shape[0]
     for name, value in (("k", k), ("vectors", vectors)):
         if not 1 <= value <= n:
-            raise ValueError(f"{name} must lie in [1, {n}], got {value}")
+            raise InputError(f"{name} must lie in [1, {n}], got {value}")
     pairs = max(k, vectors)
     tri_t = _tridiagonalize(K_theory, overwrite)
     eigs_t, vals_t, vecs_t = _spectrum_and_top_pairs(tri_t, k)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ntk.activations import parse_activations
 from ntk.cnn_architecture import ConvArchitecture, check_images
+from ntklc.errors import InputError
 from solvers.ternarize import CompressionResult, compress_network
 
 __all__ = ["cnn_input_scale", "compress_cnn"]
@@ -48,14 +49,14 @@ def cnn_input_scale(images, arch: ConvArchitecture) -> float:
         tau_0 >= 0 (0 only for all-zero images).
 
     Raises:
-        ValueError: images not a non-empty 4-D real finite array, ``arch`` not a
+        InputError: images not a non-empty 4-D real finite array, ``arch`` not a
             :class:`ConvArchitecture`, or an architecture that does not fit the images.
     """
     if not isinstance(arch, ConvArchitecture):
-        raise ValueError(f"arch must be a ConvArchitecture, got {type(arch).__name__}")
+        raise InputError(f"arch must be a ConvArchitecture, got {type(arch).__name__}")
     x = np.asarray(images)
     if x.ndim != 4 or x.size == 0:
-        raise ValueError(f"images must be a non-empty 4-D array (n, C, H, W), got shape "
+        raise InputError(f"images must be a non-empty 4-D array (n, C, H, W), got shape "
                          f"{x.shape}")
     arch.grids(x.shape[2], x.shape[3])
     k = arch.filter_size
@@ -93,10 +94,10 @@ def compress_cnn(acts, images, arch: ConvArchitecture, **kwargs) -> CompressionR
         The :class:`CompressionResult`; its ``tau0`` is the CNN's input scale.
 
     Raises:
-        ValueError: as :func:`cnn_input_scale` and ``compress_network``, or a number of
+        InputError: as :func:`cnn_input_scale` and ``compress_network``, or a number of
             activations other than ``arch.layers``.
     """
     n_acts = len(parse_activations(acts))
     if isinstance(arch, ConvArchitecture) and n_acts != arch.layers:
-        raise ValueError(f"the architecture has {arch.layers} layers, got {n_acts} activations")
+        raise InputError(f"the architecture has {arch.layers} layers, got {n_acts} activations")
     return compress_network(acts, cnn_input_scale(images, arch), **kwargs)

@@ -64,6 +64,8 @@ import zlib
 import constriction
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = [
     "FORMAT_VERSION",
     "INTEGER_FORMAT_VERSION",
@@ -105,11 +107,11 @@ def ternary_entropy_bound(eps: float) -> float:
         (eps = 1).
 
     Raises:
-        ValueError: eps outside [0, 1] or not a number.
+        InputError: eps outside [0, 1] or not a number.
     """
     eps = float(eps)
     if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"the sparsity eps must lie in [0, 1], got {eps}")
+        raise InputError(f"the sparsity eps must lie in [0, 1], got {eps}")
     h = 0.0
     for q in (eps, 1.0 - eps):
         if q > 0.0:
@@ -152,14 +154,14 @@ def encode_ternary(signs: np.ndarray) -> bytes:
         The self-describing byte string; :func:`decode_ternary` inverts it exactly.
 
     Raises:
-        ValueError: non-integer dtype, empty array, or a value outside {-1, 0, 1}.
+        InputError: non-integer dtype, empty array, or a value outside {-1, 0, 1}.
     """
     signs = _check_integers(signs, "signs must be an integer array with values in {-1, 0, 1}")
     flat = signs.ravel()
     low, high = int(flat.min()), int(flat.max())
     if low < -1 or high > 1:
         bad = low if low < -1 else high
-        raise ValueError(f"signs must take values in {{-1, 0, 1}}, found {bad}")
+        raise InputError(f"signs must take values in {{-1, 0, 1}}, found {bad}")
     # Shifting by one maps -1, 0, +1 to the bincount slots 0, 1, 2.
     shifted = flat.astype(np.int32) + 1
     counts = np.bincount(shifted, minlength=3)
@@ -184,7 +186,7 @@ def decode_ternary(data: bytes) -> np.ndarray:
         int8 array with the encoded shape and values.
 
     Raises:
-        ValueError: not bytes, wrong magic or version, CRC mismatch (corrupt or truncated
+        InputError: not bytes, wrong magic or version, CRC mismatch (corrupt or truncated
             data), or a header inconsistent with the payload.
     """
     body = _unframe(data, _MAGIC, FORMAT_VERSION, _TERNARY)
@@ -194,7 +196,7 @@ def decode_ternary(data: bytes) -> np.ndarray:
     size = math.prod(shape)
     counts = np.array([n_minus, size - n_minus - n_plus, n_plus], dtype=np.int64)
     if size == 0 or counts[1] < 0:
-        raise ValueError(f"corrupt ternary code: shape {tuple(shape)} cannot hold "
+        raise InputError(f"corrupt ternary code: shape {tuple(shape)} cannot hold "
                          f"{n_minus} entries -1 and {n_plus} entries +1")
     present = counts > 0
     indices = _range_decode(body[pos:], counts[present], _TERNARY)
@@ -218,17 +220,17 @@ def encode_integers(symbols: np.ndarray) -> bytes:
         The self-describing byte string; :func:`decode_integers` inverts it exactly.
 
     Raises:
-        ValueError: non-integer dtype, empty array, a value beyond int64, or more than
+        InputError: non-integer dtype, empty array, a value beyond int64, or more than
             ``MAX_DISTINCT`` distinct values.
     """
     symbols = _check_integers(symbols, "symbols must be an integer array")
     flat = symbols.ravel()
     high = int(flat.max())
     if high > np.iinfo(np.int64).max:
-        raise ValueError(f"symbols must fit in int64, found {high}")
+        raise InputError(f"symbols must fit in int64, found {high}")
     values, counts, indices = _distinct(flat)
     if values.size > MAX_DISTINCT:
-        raise ValueError(f"symbols take {values.size} distinct values; the coder's model "
+        raise InputError(f"symbols take {values.size} distinct values; the coder's model "
                          f"holds at most {MAX_DISTINCT}")
     # Differences of int64 values can exceed int64; in uint64 arithmetic (modulo 2^64) they
     # are exact, since every true gap lies in [0, 2^64 - 2].
@@ -251,7 +253,7 @@ def decode_integers(data: bytes) -> np.ndarray:
         that holds the values (equal, by ``np.array_equal``, to what was encoded).
 
     Raises:
-        ValueError: not bytes, wrong magic or version, CRC mismatch (corrupt or truncated
+        InputError: not bytes, wrong magic or version, CRC mismatch (corrupt or truncated
             data), or a header inconsistent with itself or with the payload.
     """
     body = _unframe(data, _INT_MAGIC, INTEGER_FORMAT_VERSION, _INTEGERS)
@@ -259,7 +261,7 @@ def decode_integers(data: bytes) -> np.ndarray:
     size = math.prod(shape)
     n_values, pos = _read_varint(body, pos, _INTEGERS)
     if not 1 <= n_values <= min(size, MAX_DISTINCT):
-        raise ValueError(f"corrupt integer code: shape {tuple(shape)} cannot hold "
+        raise InputError(f"corrupt integer code: shape {tuple(shape)} cannot hold "
                          f"{n_values} distinct values")
     first, pos = _read_varint(body, pos, _INTEGERS)
     values = [_unzigzag(first)]
@@ -268,14 +270,14 @@ def decode_integers(data: bytes) -> np.ndarray:
         values.append(values[-1] + gap + 1)
     info = np.iinfo(np.int64)
     if values[0] < info.min or values[-1] > info.max:
-        raise ValueError("corrupt integer code: a value beyond the int64 range")
+        raise InputError("corrupt integer code: a value beyond the int64 range")
     counts = []
     for _ in range(n_values - 1):
         n, pos = _read_varint(body, pos, _INTEGERS)
         counts.append(n)
     counts.append(size - sum(counts))
     if min(counts) < 1:
-        raise ValueError(f"corrupt integer code: counts {counts[:-1]} of the first values "
+        raise InputError(f"corrupt integer code: counts {counts[:-1]} of the first values "
                          f"leave {counts[-1]} of the {size} entries for the last one")
     table = np.array(values, dtype=_narrowest_int(values[0], values[-1]))
     indices = _range_decode(body[pos:], np.array(counts, dtype=np.int64), _INTEGERS)
@@ -283,12 +285,12 @@ def decode_integers(data: bytes) -> np.ndarray:
 
 
 def _check_integers(array, message: str) -> np.ndarray:
-    """The array of a non-empty integer tensor, else ValueError(message + what was wrong)."""
+    """The array of a non-empty integer tensor, else InputError(message + what was wrong)."""
     array = np.asarray(array)
     if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{message}, got dtype {array.dtype}")
+        raise InputError(f"{message}, got dtype {array.dtype}")
     if array.size == 0:
-        raise ValueError(f"cannot encode an empty array (shape {array.shape})")
+        raise InputError(f"cannot encode an empty array (shape {array.shape})")
     return array
 
 
@@ -347,18 +349,18 @@ def _range_decode(payload: bytes, counts: np.ndarray, what: str) -> np.ndarray:
     use up the payload and reproduce ``counts`` exactly.
     """
     if len(payload) % _WORD.itemsize:
-        raise ValueError(f"corrupt {what}: payload is not a whole number of 32-bit words")
+        raise InputError(f"corrupt {what}: payload is not a whole number of 32-bit words")
     size = int(counts.sum())
     if counts.size == 1:
         if payload:
-            raise ValueError(f"corrupt {what}: constant tensor with a non-empty payload")
+            raise InputError(f"corrupt {what}: constant tensor with a non-empty payload")
         return np.zeros(size, dtype=np.intp)
     words = np.frombuffer(payload, dtype=_WORD).astype(np.uint32)
     decoder = constriction.stream.queue.RangeDecoder(words)
     indices = decoder.decode(_model(counts), size)
     if not decoder.maybe_exhausted() or not np.array_equal(
             np.bincount(indices, minlength=counts.size), counts):
-        raise ValueError(f"corrupt {what}: payload does not match the header's counts")
+        raise InputError(f"corrupt {what}: payload does not match the header's counts")
     return indices
 
 
@@ -379,18 +381,18 @@ def _seal(body: bytes) -> bytes:
 def _unframe(data, magic: bytes, version: int, what: str) -> bytes:
     """Check type, magic, version and CRC of a sealed code; return the bytes before the CRC."""
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise ValueError(f"data must be bytes, got {type(data).__name__}")
+        raise InputError(f"data must be bytes, got {type(data).__name__}")
     data = bytes(data)
     if len(data) < len(magic) + 2 + _CRC_BYTES or data[:len(magic)] != magic:
         article = "an" if what[0] in "aeiou" else "a"
-        raise ValueError(f"not {article} {what}: missing magic bytes {magic!r} (truncated or "
+        raise InputError(f"not {article} {what}: missing magic bytes {magic!r} (truncated or "
                          "foreign data)")
     if data[len(magic)] != version:
-        raise ValueError(f"unsupported {what} version {data[len(magic)]} (this reader "
+        raise InputError(f"unsupported {what} version {data[len(magic)]} (this reader "
                          f"knows version {version})")
     body, crc = data[:-_CRC_BYTES], int.from_bytes(data[-_CRC_BYTES:], "little")
     if zlib.crc32(body) != crc:
-        raise ValueError(f"corrupt {what}: CRC-32 mismatch (data altered or truncated)")
+        raise InputError(f"corrupt {what}: CRC-32 mismatch (data altered or truncated)")
     return body
 
 
@@ -407,7 +409,7 @@ def _read_shape(data: bytes, pos: int, what: str) -> tuple[list[int], int]:
 def _varint(value: int) -> bytes:
     """LEB128 encoding of a non-negative integer."""
     if value < 0:
-        raise ValueError(f"a varint holds non-negative integers, got {value}")
+        raise InputError(f"a varint holds non-negative integers, got {value}")
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -424,7 +426,7 @@ def _read_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
     value, shift = 0, 0
     while True:
         if pos >= len(data):
-            raise ValueError(f"corrupt {what}: header ends inside an integer")
+            raise InputError(f"corrupt {what}: header ends inside an integer")
         byte = data[pos]
         pos += 1
         value |= (byte & 0x7F) << shift
@@ -432,4 +434,4 @@ def _read_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift > 63:
-            raise ValueError(f"corrupt {what}: header integer longer than 64 bits")
+            raise InputError(f"corrupt {what}: header integer longer than 64 bits")

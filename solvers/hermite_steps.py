@@ -35,6 +35,7 @@ from scipy import optimize, special
 from ntk.activations import Activation, activation
 from ntk.exact import hermite_coefficients
 from ntk.quadrature import gaussian_rule
+from ntklc.errors import InputError
 from solvers.quantizer import activation_thresholds
 from solvers.steps import StepFunction
 
@@ -61,17 +62,17 @@ def hermite_step(act: str | Activation, tau: float, order: int, levels: int | No
         :class:`~solvers.steps.StepFunction` of family ``"hermite"``.
 
     Raises:
-        ValueError: bad arguments, or no k (up to ``max_levels``) meets the conditions.
+        InputError: bad arguments, or no k (up to ``max_levels``) meets the conditions.
     """
     act = activation(act)
     if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a positive finite number, got {tau}")
+        raise InputError(f"tau must be a positive finite number, got {tau}")
     if isinstance(order, bool) or int(order) != order or order < 1:
-        raise ValueError(f"order must be an integer >= 1, got {order}")
+        raise InputError(f"order must be an integer >= 1, got {order}")
     order = int(order)
     candidates = range(order + 2, max_levels + 1) if levels is None else [int(levels)]
     if levels is not None and int(levels) < order + 2:
-        raise ValueError(f"matching degrees 0..{order} and the variance needs at least "
+        raise InputError(f"matching degrees 0..{order} and the variance needs at least "
                          f"{order + 2} levels, got {levels}")
     c = hermite_coefficients(act, np.array([tau]), order)[0]
     second = _bin_means(act, tau, np.zeros(0))[1]
@@ -84,7 +85,7 @@ def hermite_step(act: str | Activation, tau: float, order: int, levels: int | No
             return StepFunction(family="hermite", params={"order": float(order)},
                                 thresholds=tuple(float(t) for t in tau * z),
                                 levels=tuple(float(x) for x in v))
-    raise ValueError(f"no step function with {candidates[0]}..{candidates[-1]} levels matches "
+    raise InputError(f"no step function with {candidates[0]}..{candidates[-1]} levels matches "
                      f"Hermite degrees 0..{order} and the variance of {act.name} at tau = "
                      f"{tau:g}")
 

@@ -24,13 +24,15 @@ import numpy as np
 from scipy import linalg
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from ntklc.errors import InputError
+
 __all__ = ["SpectralDensity", "extreme_eigenpairs", "hutchinson_trace", "slq_density",
            "top_ritz_pairs"]
 
 
 def _operator(hvp: Callable[[np.ndarray], np.ndarray], n: int) -> LinearOperator:
     if n < 1:
-        raise ValueError(f"the operator needs n >= 1 parameters, got {n}")
+        raise InputError(f"the operator needs n >= 1 parameters, got {n}")
     return LinearOperator((n, n), matvec=lambda v: np.asarray(hvp(np.ravel(v)), dtype=float),
                           dtype=float)
 
@@ -43,9 +45,9 @@ def extreme_eigenpairs(hvp, n: int, k: int = 5, which: str = "LA", tol: float = 
         ``(values (k,), vectors (n, k))``, values sorted from the extreme inwards.
     """
     if which not in ("LA", "SA"):
-        raise ValueError(f"which must be 'LA' or 'SA', got {which!r}")
+        raise InputError(f"which must be 'LA' or 'SA', got {which!r}")
     if not 1 <= k < n:
-        raise ValueError(f"need 1 <= k < n for Lanczos, got k={k}, n={n}")
+        raise InputError(f"need 1 <= k < n for Lanczos, got k={k}, n={n}")
     v0 = np.random.default_rng(seed).standard_normal(n)
     vals, vecs = eigsh(_operator(hvp, n), k=k, which=which, tol=tol, v0=v0)
     order = np.argsort(vals)[::-1] if which == "LA" else np.argsort(vals)
@@ -64,7 +66,7 @@ def top_ritz_pairs(hvp, n: int, k: int, steps: int, seed: int = 0
         ``(values (k,), vectors (n, k))``, values in decreasing order, orthonormal vectors.
     """
     if not 1 <= k <= steps:
-        raise ValueError(f"need 1 <= k <= steps, got k={k}, steps={steps}")
+        raise InputError(f"need 1 <= k <= steps, got k={k}, steps={steps}")
     op = _operator(hvp, n)
     v0 = np.random.default_rng(seed).standard_normal(n)
     alpha, beta, Q = _lanczos(op, v0, min(steps, n))
@@ -76,7 +78,7 @@ def top_ritz_pairs(hvp, n: int, k: int, steps: int, seed: int = 0
 def hutchinson_trace(hvp, n: int, samples: int = 100, seed: int = 0) -> tuple[float, float]:
     """Hutchinson's estimate of tr(H) and its standard error (Rademacher probes)."""
     if samples < 2:
-        raise ValueError(f"need at least 2 samples for a standard error, got {samples}")
+        raise InputError(f"need at least 2 samples for a standard error, got {samples}")
     op = _operator(hvp, n)
     rng = np.random.default_rng(seed)
     estimates = np.empty(samples)
@@ -131,7 +133,7 @@ def slq_density(hvp, n: int, steps: int = 30, probes: int = 10, seed: int = 0
                 ) -> SpectralDensity:
     """Stochastic Lanczos quadrature of the spectral density of H (module docstring)."""
     if steps < 1 or probes < 1:
-        raise ValueError(f"steps and probes must be positive, got {steps}, {probes}")
+        raise InputError(f"steps and probes must be positive, got {steps}, {probes}")
     op = _operator(hvp, n)
     rng = np.random.default_rng(seed)
     nodes, weights = [], []

@@ -21,6 +21,8 @@ import numba
 import numpy as np
 from scipy import optimize, sparse
 
+from ntklc.errors import InputError
+
 __all__ = ["KnapsackSolution", "allocate_bits", "grouped_knapsack", "grouped_knapsack_milp"]
 
 
@@ -37,23 +39,23 @@ def _check(values, weights, budget) -> tuple[np.ndarray, np.ndarray, int]:
     values = np.asarray(values, dtype=float)
     weights = np.asarray(weights)
     if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] < 1:
-        raise ValueError(f"values must be a (groups, items) array, got shape {values.shape}")
+        raise InputError(f"values must be a (groups, items) array, got shape {values.shape}")
     if weights.shape != values.shape:
-        raise ValueError(f"weights must have the shape of values {values.shape}, got "
+        raise InputError(f"weights must have the shape of values {values.shape}, got "
                          f"{weights.shape}")
     if not np.issubdtype(weights.dtype, np.integer) or np.any(weights < 0):
-        raise ValueError("weights must be non-negative integers (discretise the budget first)")
+        raise InputError("weights must be non-negative integers (discretise the budget first)")
     if np.any(np.isnan(values)) or np.any(values == -np.inf):
-        raise ValueError("values must be finite or +inf (for a missing item)")
+        raise InputError("values must be finite or +inf (for a missing item)")
     if int(budget) != budget or budget < 0:
-        raise ValueError(f"budget must be a non-negative integer, got {budget}")
+        raise InputError(f"budget must be a non-negative integer, got {budget}")
     budget = int(budget)
     available = np.where(np.isfinite(values), weights, np.iinfo(np.int64).max)
     if np.any(np.all(~np.isfinite(values), axis=1)):
-        raise ValueError("every group needs at least one item with a finite value")
+        raise InputError("every group needs at least one item with a finite value")
     smallest = int(np.sum(available.min(axis=1)))
     if smallest > budget:
-        raise ValueError(f"budget {budget} is below the smallest allocation ({smallest}: the "
+        raise InputError(f"budget {budget} is below the smallest allocation ({smallest}: the "
                          "lightest item of every group)")
     return values, weights.astype(np.int64), budget
 
@@ -93,7 +95,7 @@ def grouped_knapsack(values, weights, budget: int) -> KnapsackSolution:
         The optimal :class:`KnapsackSolution` (ties: the smallest total weight).
 
     Raises:
-        ValueError: bad shapes or types, or a budget below the lightest allocation.
+        InputError: bad shapes or types, or a budget below the lightest allocation.
     """
     values, weights, budget = _check(values, weights, budget)
     best, choice = _dp(values, weights, budget)
@@ -121,7 +123,7 @@ def grouped_knapsack_milp(values, weights, budget: int) -> KnapsackSolution:
     res = optimize.milp(cost, constraints=constraints, integrality=np.ones(cost.size),
                         bounds=bounds, options={"mip_rel_gap": 0.0})
     if not res.success:
-        raise ValueError(f"MILP failed: {res.message}")
+        raise InputError(f"MILP failed: {res.message}")
     picks = np.argmax(res.x.reshape(groups, items), axis=1)
     return KnapsackSolution(choice=picks, value=float(values[np.arange(groups), picks].sum()),
                             weight=int(weights[np.arange(groups), picks].sum()))
@@ -146,20 +148,20 @@ def allocate_bits(losses, sizes, budget: int, resolution: int = 4096) -> Knapsac
         ``KnapsackSolution`` whose ``weight`` is the true total size in bits.
 
     Raises:
-        ValueError: bad shapes, or a budget below the smallest allocation.
+        InputError: bad shapes, or a budget below the smallest allocation.
     """
     sizes = np.asarray(sizes)
     if not np.issubdtype(sizes.dtype, np.integer):
-        raise ValueError(f"sizes must be integers (bits), got dtype {sizes.dtype}")
+        raise InputError(f"sizes must be integers (bits), got dtype {sizes.dtype}")
     if int(resolution) != resolution or resolution < 1:
-        raise ValueError(f"resolution must be a positive integer, got {resolution}")
+        raise InputError(f"resolution must be a positive integer, got {resolution}")
     if int(budget) != budget or budget <= 0:
-        raise ValueError(f"budget must be a positive number of bits, got {budget}")
+        raise InputError(f"budget must be a positive number of bits, got {budget}")
     allowed = np.isfinite(np.asarray(losses, dtype=float))
     if sizes.shape == allowed.shape and allowed.any(axis=1).all():
         lightest = int(np.where(allowed, sizes, np.iinfo(np.int64).max).min(axis=1).sum())
         if lightest > budget:
-            raise ValueError(f"budget of {int(budget)} bits is below the smallest allocation "
+            raise InputError(f"budget of {int(budget)} bits is below the smallest allocation "
                              f"({lightest} bits)")
     unit = budget / resolution
     units = np.ceil(sizes / unit).astype(np.int64)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = ["RankSearch", "rank_profile", "search_rank"]
 
 
@@ -54,9 +56,9 @@ def rank_profile(W: np.ndarray, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     W = np.asarray(W, dtype=float)
     G = np.asarray(G, dtype=float)
     if W.ndim != 2 or W.size == 0:
-        raise ValueError(f"W must be a non-empty 2-D array, got shape {W.shape}")
+        raise InputError(f"W must be a non-empty 2-D array, got shape {W.shape}")
     if G.shape != W.shape:
-        raise ValueError(f"G must have the shape of W {W.shape}, got {G.shape}")
+        raise InputError(f"G must have the shape of W {W.shape}, got {G.shape}")
     U, s, Vt = np.linalg.svd(W, full_matrices=False)
     c = s * np.einsum("mi,mn,ni->i", U, G, Vt.T)  # c_i = s_i u_i^T G v_i
     # Suffix sums: entry r holds the sum over i >= r (0-based), i.e. the discarded part.
@@ -77,7 +79,7 @@ def search_rank(W: np.ndarray, G: np.ndarray, *, tolerance: float,
         require_descent: accept only ranks with dL(r) <= 0 (noise opposed to the gradient).
     """
     if tolerance < 0 or max_relative_noise < 0:
-        raise ValueError("tolerance and max_relative_noise must be non-negative")
+        raise InputError("tolerance and max_relative_noise must be non-negative")
     change, noise, _ = rank_profile(W, G)
     full = change.size - 1
     ok = noise <= max_relative_noise

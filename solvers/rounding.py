@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = [
     "QuantizedTensor",
     "grid_scale",
@@ -62,7 +64,7 @@ class QuantizedTensor:
 def _check_bits(bits) -> int:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) \
             or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"bits must be an integer in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
+        raise InputError(f"bits must be an integer in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
     return int(bits)
 
 
@@ -75,17 +77,17 @@ def grid_scale(W: np.ndarray, bits: int, channel_axis: int | None = None) -> np.
         channel_axis: axis with one scale per index (``None``: one scale for the tensor).
 
     Raises:
-        ValueError: empty or non-finite W, bad bits or axis.
+        InputError: empty or non-finite W, bad bits or axis.
     """
     W = np.asarray(W, dtype=np.float64)
     bits = _check_bits(bits)
     if W.size == 0 or not np.all(np.isfinite(W)):
-        raise ValueError(f"W must be a non-empty finite array, got shape {W.shape}")
+        raise InputError(f"W must be a non-empty finite array, got shape {W.shape}")
     if channel_axis is None:
         peak = np.max(np.abs(W), keepdims=True)
     else:
         if not -W.ndim <= channel_axis < W.ndim:
-            raise ValueError(f"channel_axis {channel_axis} out of range for {W.ndim}-D W")
+            raise InputError(f"channel_axis {channel_axis} out of range for {W.ndim}-D W")
         others = tuple(i for i in range(W.ndim) if i != channel_axis % W.ndim)
         peak = np.max(np.abs(W), axis=others, keepdims=True)
     # An all-zero channel quantizes to zeros whatever its scale; 1 avoids a division by zero.
@@ -123,9 +125,9 @@ def quantize_gradient_opposed(W: np.ndarray, G: np.ndarray, bits: int,
     """
     G = np.asarray(G, dtype=np.float64)
     if G.shape != np.shape(W):
-        raise ValueError(f"G must have the shape of W {np.shape(W)}, got {G.shape}")
+        raise InputError(f"G must have the shape of W {np.shape(W)}, got {G.shape}")
     if not curvature >= 0:
-        raise ValueError(f"curvature must be >= 0 (or inf), got {curvature}")
+        raise InputError(f"curvature must be >= 0 (or inf), got {curvature}")
     W, scale, top = _grid(W, bits, channel_axis)
     if np.isinf(curvature):
         return quantize_nearest(W, bits, channel_axis)
@@ -157,9 +159,9 @@ def quantize_steered(W: np.ndarray, bits: int, directions: np.ndarray,
     U = np.asarray(directions, dtype=np.float64)
     W, scale, top = _grid(W, bits, channel_axis)
     if U.ndim != 2 or U.shape[0] != W.size:
-        raise ValueError(f"directions must be (W.size, k) = ({W.size}, k), got {U.shape}")
+        raise InputError(f"directions must be (W.size, k) = ({W.size}, k), got {U.shape}")
     if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
+        raise InputError(f"iterations must be >= 0, got {iterations}")
 
     def rounded(target):
         return np.clip(np.rint(target / scale), -top, top)

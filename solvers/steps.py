@@ -29,6 +29,7 @@ from scipy import special
 
 from ntk.activations import Activation, step_activation
 from ntk.constants import ActivationConstants
+from ntklc.errors import InputError
 
 __all__ = ["StepFunction", "level_projections", "step_constants"]
 
@@ -37,12 +38,12 @@ def _check(thresholds: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.n
     th = np.asarray(thresholds, dtype=float)
     lv = np.asarray(levels, dtype=float)
     if th.ndim != 1 or lv.ndim != 1 or lv.size != th.size + 1 or th.size < 1:
-        raise ValueError(f"need k >= 2 levels and k - 1 thresholds, got {lv.size} levels and "
+        raise InputError(f"need k >= 2 levels and k - 1 thresholds, got {lv.size} levels and "
                          f"{th.size} thresholds")
     if not (np.all(np.isfinite(th)) and np.all(np.isfinite(lv))):
-        raise ValueError("thresholds and levels must be finite")
+        raise InputError("thresholds and levels must be finite")
     if np.any(np.diff(th) <= 0):
-        raise ValueError(f"thresholds must be strictly ascending, got {th.tolist()}")
+        raise InputError(f"thresholds must be strictly ascending, got {th.tolist()}")
     return th, lv
 
 
@@ -114,7 +115,7 @@ def step_constants(thresholds, levels, tau: float) -> ActivationConstants:
     """
     th, lv = _check(thresholds, levels)
     if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a positive finite number, got {tau}")
+        raise InputError(f"tau must be a positive finite number, got {tau}")
     z = th / tau
     P, a, b = level_projections(z)
     m0 = float(P @ lv)

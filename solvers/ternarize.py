@@ -43,6 +43,7 @@ from ntk.activations import Activation, parse_activations
 from ntk.constants import ActivationConstants, tau_chain
 from ntk.equivalents import ck_coefficients
 from ntk.progress import progress_bar
+from ntklc.errors import InputError
 from solvers.quantizer import (
     LevelStructure,
     activation_thresholds,
@@ -161,17 +162,17 @@ def compress_network(acts, tau0: float, *, max_levels: int = 32, hidden_family: 
         :class:`CompressionResult`.
 
     Raises:
-        ValueError: bad arguments, or a hidden-layer condition (or, for ``binary``, the last
+        InputError: bad arguments, or a hidden-layer condition (or, for ``binary``, the last
             layer's Hermite-share condition) that cannot be met; the message names it.
     """
     dense_acts = parse_activations(acts)
     if not (math.isfinite(tau0) and tau0 > 0):
-        raise ValueError(f"tau0 must be a positive finite number, got {tau0}")
+        raise InputError(f"tau0 must be a positive finite number, got {tau0}")
     if hidden_family not in FAMILIES:
-        raise ValueError(f"unknown family {hidden_family!r}; choose from {', '.join(FAMILIES)}")
+        raise InputError(f"unknown family {hidden_family!r}; choose from {', '.join(FAMILIES)}")
     for name, value in (("max_levels", max_levels), ("hidden_max_levels", hidden_max_levels)):
         if isinstance(value, bool) or int(value) != value or value < 2:
-            raise ValueError(f"{name} must be an integer >= 2, got {value}")
+            raise InputError(f"{name} must be an integer >= 2, got {value}")
     dense = tau_chain(dense_acts, tau0)
     layers = []
     gauge, tau_c = 1.0, float(tau0)
@@ -301,18 +302,18 @@ def solve_hidden_layer(act: Activation, target: ActivationConstants, tau_c: floa
             d2 of a later layer: when every later layer is odd (d2 = 0), d3 is free.
 
     Raises:
-        ValueError: no k <= max_levels matches; the message names the condition.
+        InputError: no k <= max_levels matches; the message names the condition.
     """
     c1, c2 = tau_c * target.d1, tau_c**2 * target.d2
     var_t, e3_t = target.tau2_next, tau_c**2 * target.d3
     if symmetric and abs(c2) > 1e-12 * max(1.0, abs(c1)):
-        raise ValueError(f"layer {layer}: d2 = {target.d2:.3g} != 0 cannot be matched by the "
+        raise InputError(f"layer {layer}: d2 = {target.d2:.3g} != 0 cannot be matched by the "
                          "symmetric family (its d2 is 0)")
     family = "symmetric" if symmetric else "levels"
     if not match_d3:
         structure, z, v, exact = _fit_variance(c1, c2, var_t, symmetric, max_levels, layer)
         if not exact:
-            raise ValueError(
+            raise InputError(
                 f"layer {layer}: tau_l^2 = {var_t:.6g} cannot be matched with at most "
                 f"{max_levels} levels (Hermite share {(c1**2 + c2**2 / 2) / var_t:.4f} of the "
                 "dense activation)")
@@ -334,11 +335,11 @@ def solve_hidden_layer(act: Activation, target: ActivationConstants, tau_c: floa
             if sol.residual <= MATCH_TOL:
                 return sol
     if not share_ok:
-        raise ValueError(
+        raise InputError(
             f"layer {layer}: tau_l^2 = {var_t:.6g} cannot be matched with at most {max_levels} "
             f"levels: the smallest variance compatible with d1 and d2 is {best_var:.6g} "
             f"(Hermite share {(c1**2 + c2**2 / 2) / var_t:.4f} of the dense activation)")
-    raise ValueError(f"layer {layer}: d3 = {target.d3:.6g} cannot be matched together with "
+    raise InputError(f"layer {layer}: d3 = {target.d3:.6g} cannot be matched together with "
                      f"d1, d2 and tau_l^2 with at most {max_levels} levels")
 
 
@@ -425,7 +426,7 @@ def solve_output_layer(target: ActivationConstants, tau_c: float, gauge: float =
         layer: index for messages.
 
     Raises:
-        ValueError: tau_L^2 below the Hermite-share bound c1^2 + c2^2 / 2 (no function of any
+        InputError: tau_L^2 below the Hermite-share bound c1^2 + c2^2 / 2 (no function of any
             number of levels reaches it).
     """
     c1 = tau_c * target.d1 / math.sqrt(gauge)
@@ -433,9 +434,9 @@ def solve_output_layer(target: ActivationConstants, tau_c: float, gauge: float =
     var_t = target.tau2_next
     bound = c1**2 + c2**2 / 2
     if bound == 0:
-        raise ValueError(f"layer {layer}: d1 = d2 = 0; nothing to match")
+        raise InputError(f"layer {layer}: d1 = d2 = 0; nothing to match")
     if bound > var_t * (1 + 1e-12):
-        raise ValueError(
+        raise InputError(
             f"layer {layer}: tau_L^2 = {var_t:.6g} cannot be matched: the compressed input scale "
             f"forces a degree-1+2 Hermite variance {bound:.6g} > tau_L^2 (share "
             f"{bound / var_t:.4f} > 1)")
@@ -473,7 +474,7 @@ def _fit_variance(c1: float, c2: float, var_t: float, symmetric: bool, max_level
             if match is not None:
                 return structure, *match, True
     if best is None:
-        raise ValueError(f"layer {layer}: no step function with at most {max_levels} levels "
+        raise InputError(f"layer {layer}: no step function with at most {max_levels} levels "
                          "has the required d1 and d2")
     structure, z = best
     return structure, z, min_variance(structure, z, c1, c2).levels, False
@@ -524,7 +525,7 @@ def _solve_binary_layer(target: ActivationConstants, tau_c: float, gauge: float,
             best = (key, z, err)
     _, z, err = best
     if err > MATCH_TOL:
-        raise ValueError(f"layer {layer}: the binary family cannot match (d1^2, d2^2, d3) up "
+        raise InputError(f"layer {layer}: the binary family cannot match (d1^2, d2^2, d3) up "
                          f"to the gauge (residual {err:.2e})")
     unit = StepFunction("binary", {}, tuple(float(x * tau_c) for x in z), (1.0, 0.0, 1.0))
     b = math.sqrt(target.tau2_next / unit.constants(tau_c).tau2_next)

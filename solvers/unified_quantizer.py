@@ -48,6 +48,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = [
     "SoftEntropy",
     "dead_zone",
@@ -70,19 +72,19 @@ _MAX_BINS = 2**24
 def _check(delta: float, theta: float) -> tuple[float, float]:
     delta, theta = float(delta), float(theta)
     if not (math.isfinite(delta) and delta > 0):
-        raise ValueError(f"the step delta must be a finite number > 0, got {delta}")
+        raise InputError(f"the step delta must be a finite number > 0, got {delta}")
     if not (math.isfinite(theta) and theta >= 0):
-        raise ValueError(f"the dead zone theta must be a finite number >= 0, got {theta}")
+        raise InputError(f"the dead zone theta must be a finite number >= 0, got {theta}")
     return delta, theta
 
 
 def _weights(w) -> np.ndarray:
     w = np.asarray(w)
     if not np.issubdtype(w.dtype, np.floating) and not np.issubdtype(w.dtype, np.integer):
-        raise ValueError(f"weights must be real numbers, got dtype {w.dtype}")
+        raise InputError(f"weights must be real numbers, got dtype {w.dtype}")
     w = w.astype(np.float64, copy=False)
     if w.size and not np.all(np.isfinite(w)):
-        raise ValueError("weights must be finite")
+        raise InputError("weights must be finite")
     return w
 
 
@@ -98,7 +100,7 @@ def transform(w, delta: float, theta: float) -> np.ndarray:
         float64 array v of the shape of ``w``; ``rint(v)`` are the symbols.
 
     Raises:
-        ValueError: delta <= 0, theta < 0, or non-finite weights.
+        InputError: delta <= 0, theta < 0, or non-finite weights.
     """
     delta, theta = _check(delta, theta)
     w = _weights(w)
@@ -120,11 +122,11 @@ def quantize(w, delta: float, theta: float) -> np.ndarray:
         int64 array of the shape of ``w``.
 
     Raises:
-        ValueError: bad delta or theta, non-finite weights, or |w| / delta beyond 2^62.
+        InputError: bad delta or theta, non-finite weights, or |w| / delta beyond 2^62.
     """
     v = transform(w, delta, theta)
     if v.size and np.max(np.abs(v)) > 2.0**62:
-        raise ValueError(f"step {delta} is too small for weights up to "
+        raise InputError(f"step {delta} is too small for weights up to "
                          f"{np.max(np.abs(_weights(w)))}: symbols would overflow int64")
     return np.rint(v).astype(np.int64)
 
@@ -145,12 +147,12 @@ def dequantize(q, delta: float, theta: float, dtype=np.float64) -> np.ndarray:
         Array of the shape of ``q``.
 
     Raises:
-        ValueError: non-integer symbols, bad delta or theta.
+        InputError: non-integer symbols, bad delta or theta.
     """
     delta, theta = _check(delta, theta)
     q = np.asarray(q)
     if not np.issubdtype(q.dtype, np.integer):
-        raise ValueError(f"symbols must be integers, got dtype {q.dtype}")
+        raise InputError(f"symbols must be integers, got dtype {q.dtype}")
     q = q.astype(np.float64)
     return (delta * (q + np.sign(q) * theta)).astype(dtype, copy=False)
 
@@ -189,7 +191,7 @@ def fake_quantize(w, delta: float, theta: float, out: np.ndarray | None = None) 
         ``out`` (or the new array).
 
     Raises:
-        ValueError: bad delta or theta, or an ``out`` of the wrong shape or layout.
+        InputError: bad delta or theta, or an ``out`` of the wrong shape or layout.
     """
     delta, theta = _check(delta, theta)
     w = np.asarray(w)
@@ -199,7 +201,7 @@ def fake_quantize(w, delta: float, theta: float, out: np.ndarray | None = None) 
         out = np.empty(w.shape, dtype=np.float64)
     elif out.shape != w.shape or not out.flags.c_contiguous or \
             out.dtype not in (np.float32, np.float64):
-        raise ValueError(f"out must be a C-contiguous float array of shape {w.shape}, got "
+        raise InputError(f"out must be a C-contiguous float array of shape {w.shape}, got "
                          f"{out.dtype} of shape {out.shape}")
     _fake_quantize_kernel(np.ascontiguousarray(w).reshape(-1), delta, theta, out.reshape(-1))
     return out
@@ -253,7 +255,7 @@ def ste_gradients(w, delta: float, theta: float, grad_w_hat) -> tuple[float, flo
         (dL/ddelta, dL/dtheta), accumulated in float64.
 
     Raises:
-        ValueError: shapes differ, or bad parameters.
+        InputError: shapes differ, or bad parameters.
     """
     delta, theta = _check(delta, theta)
     w, g = np.asarray(w), np.asarray(grad_w_hat)
@@ -262,7 +264,7 @@ def ste_gradients(w, delta: float, theta: float, grad_w_hat) -> tuple[float, flo
     if g.dtype not in (np.float32, np.float64):
         g = g.astype(np.float64)
     if g.shape != w.shape:
-        raise ValueError(f"gradient of shape {g.shape} for weights of shape {w.shape}")
+        raise InputError(f"gradient of shape {g.shape} for weights of shape {w.shape}")
     s_delta, s_theta = _ste_kernel(np.ascontiguousarray(w).reshape(-1),
                                    np.ascontiguousarray(g).reshape(-1), delta, theta)
     return float(s_delta), float(s_theta)
@@ -377,21 +379,21 @@ def soft_entropy(w, delta: float, theta: float, width: float = 0.4) -> SoftEntro
         A :class:`SoftEntropy`.
 
     Raises:
-        ValueError: empty or non-finite weights, bad delta, theta or width.
+        InputError: empty or non-finite weights, bad delta, theta or width.
     """
     delta, theta = _check(delta, theta)
     width = float(width)
     if not (math.isfinite(width) and width > 0):
-        raise ValueError(f"the kernel width must be a finite number > 0, got {width}")
+        raise InputError(f"the kernel width must be a finite number > 0, got {width}")
     w = _weights(w)
     if w.size == 0:
-        raise ValueError("soft_entropy needs at least one weight")
+        raise InputError("soft_entropy needs at least one weight")
     u = w.ravel() / delta
     kept = np.abs(u) > theta
     v = np.sign(u) * np.maximum(np.abs(u) - theta, 0.0)
     q_min, q_max = int(np.rint(v.min())), int(np.rint(v.max()))
     if q_max - q_min >= _MAX_BINS:
-        raise ValueError(f"symbols span {q_max - q_min + 1} values (step {delta} against "
+        raise InputError(f"symbols span {q_max - q_min + 1} values (step {delta} against "
                          f"weights up to {np.max(np.abs(w))}); at most {_MAX_BINS} fit the "
                          "soft histogram")
     p, grad_v = _soft_entropy_kernel(v, q_min, q_max - q_min + 1, width)

@@ -145,7 +145,7 @@ def test_failed_task_is_recorded_and_retried(tmp_path):
     out = tmp_path / "out"
     result = _sweep_cli(spec, "--out", out, "--workers", "1", "--no-progress")
     assert result.returncode == 1
-    assert "task compress[eps=1.5, seed=0] failed: ValueError: eps must lie in [0, 1)" in (
+    assert "task compress[eps=1.5, seed=0] failed: InputError: eps must lie in [0, 1)" in (
         result.stderr)
     rows, _ = read_results(out)
     assert [r["status"] for r in rows] == ["ok", "failed"]

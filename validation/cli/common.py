@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ntklc.errors import InputError
+
 if TYPE_CHECKING:
     from validation.data.datasource import DataSource
 
-__all__ = ["DATA_NAMES", "EXPERIMENTS", "command_line", "data_source", "emit", "interrupted",
-           "numbers", "percent", "show_progress", "source_line", "table_lines", "write_results"]
+__all__ = ["DATA_NAMES", "EXPERIMENTS", "command_line", "data_source", "emit", "ignored",
+           "interrupted", "numbers", "percent", "show_progress", "source_line", "table_lines",
+           "write_results"]
 
 DATA_NAMES = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar-10",
                "cifar-10": "cifar-10"}
@@ -35,6 +38,14 @@ def show_progress(args) -> bool:
     return not args.json or sys.stderr.isatty()
 
 
+def ignored(args, options: tuple[str, ...], reason: str) -> None:
+    """One stderr line naming the ``options`` given on the command line that this mode does not
+    use (an option not given is ``None`` in ``args``); values are still validated."""
+    given = [o for o in options if getattr(args, o.lstrip("-").replace("-", "_")) is not None]
+    if given:
+        sys.stderr.write(f"ntklc: note: {', '.join(given)} ignored: {reason}\n")
+
+
 def command_line() -> str:
     return " ".join(["ntklc", *sys.argv[1:]])
 
@@ -48,14 +59,14 @@ def data_source(args) -> DataSource | None:
     """The --data/--features source, or ``None`` for the built-in GMM.
 
     Raises:
-        ValueError: --classes or --data-dir without --data or --features.
+        InputError: --classes or --data-dir without --data or --features.
     """
     from validation.data.datasource import DataSource, parse_classes
 
     if not args.data and not args.features:
         for flag, value in (("--classes", args.classes), ("--data-dir", args.data_dir)):
             if value is not None:
-                raise ValueError(f"{flag} needs --data or --features")
+                raise InputError(f"{flag} needs --data or --features")
         return None
     return DataSource(data=args.data, classes=parse_classes(args.classes),
                       features=args.features, data_dir=args.data_dir)

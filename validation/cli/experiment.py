@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ntklc.errors import InputError
 from validation.cli.common import (
     DATA_NAMES,
     EXPERIMENTS,
@@ -23,17 +24,17 @@ def experiment_command(args) -> None:
     from validation.report.figures import plot_accuracy_memory
 
     if args.name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {args.name!r}; available: "
+        raise InputError(f"unknown experiment {args.name!r}; available: "
                          f"{', '.join(EXPERIMENTS)}")
     if args.name == "universality":
         return _universality(args)
     if args.name == "cnn":
         return _cnn(args)
     if args.data == "gmm":
-        raise ValueError("--data gmm (Gaussian-mixture feature maps) is an option of the cnn "
+        raise InputError("--data gmm (Gaussian-mixture feature maps) is an option of the cnn "
                          "experiment")
     if args.classes is not None:
-        raise ValueError("--classes is an option of the universality experiment")
+        raise InputError("--classes is an option of the universality experiment")
     args.data = args.data or "mnist"
     if args.name == "compress-compare":
         _compress_compare(args)
@@ -148,7 +149,7 @@ def _cnn(args) -> int:
     from validation.report.cnn import PARTS, cnn_experiment, cnn_figures, cnn_tables, cnn_verdicts
 
     if args.classes is not None:
-        raise ValueError("--classes is an option of the universality experiment")
+        raise InputError("--classes is an option of the universality experiment")
     data = DATA_NAMES.get(args.data, args.data) if args.data else None
     data = "cifar10" if data == "cifar-10" else data
     try:

@@ -78,6 +78,8 @@ def float_list(text: str) -> list[float]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ntklc", description="Verify, simulate and apply NTK-LC compression.")
+    parser.add_argument("--debug", action="store_true",
+                        help="print the traceback of an internal error (or set NTKLC_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("constants", help="activation constants m0, d1, d2, d3, tau2, esp2")
@@ -127,11 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--p", type=positive_int, default=None,
                    help="dimension (default n/2; the data's with --data)")
     p.add_argument("--reference", choices=REFERENCES, default="exact")
-    p.add_argument("--weights", default="gaussian",
-                   help="weight law of the mc reference: gaussian, rademacher, uniform, "
-                        "student:NU, ternary:EPS")
-    p.add_argument("--width", type=positive_int, default=1000)
-    p.add_argument("--draws", type=positive_int, default=10)
+    # None: not given, so that the exact reference can say it ignores them.
+    p.add_argument("--weights", default=None,
+                   help="weight law of the mc reference: gaussian (default), rademacher, "
+                        "uniform, student:NU, ternary:EPS")
+    p.add_argument("--width", type=positive_int, default=None,
+                   help="hidden width of the mc reference (default 1000)")
+    p.add_argument("--draws", type=positive_int, default=None,
+                   help="networks drawn by the mc reference (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--path", choices=SPECTRUM_PATHS, default="auto",
                    help="dense: every eigenvalue (histogram), O(n^3); lanczos: the top of the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ntklc.errors import InputError
 from validation.cli.common import command_line, emit, interrupted, show_progress
 
 
@@ -27,7 +28,7 @@ def sweep_command(args) -> int:
         emit(payload, args.json, lines)
         return 0
     if args.spec is None:
-        raise ValueError("give a spec file (or --list for the experiments)")
+        raise InputError("give a spec file (or --list for the experiments)")
     spec = load_spec(args.spec)
     out = Path(args.out) if args.out else Path("runs") / spec.name
     logging.basicConfig(format="ntklc: %(message)s", level=logging.WARNING, stream=sys.stderr)
@@ -62,7 +63,7 @@ def plot_command(args) -> None:
     for item in args.where:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--where takes KEY=VALUE, got {item!r}")
+            raise InputError(f"--where takes KEY=VALUE, got {item!r}")
         where[key] = value
     png, slopes = plot_results(rows, meta, out, x=args.x, y=args.y, hue=args.hue, where=where,
                                command=command_line())

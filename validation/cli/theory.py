@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ntklc.errors import InputError
 from validation.cli.common import (
     command_line,
     data_source,
     emit,
+    ignored,
     show_progress,
     source_line,
     write_results,
@@ -67,10 +69,13 @@ def spectrum_command(args) -> None:
 
     acts = network_activations(args.act, args.layers)
     r = spectrum_experiment(acts, args.n, args.p, kernel=args.kernel, reference=args.reference,
-                            weights=args.weights, width=args.width, draws=args.draws,
-                            seed=args.seed, k=args.k, progress=show_progress(args),
-                            data=data_source(args), path=args.path,
+                            weights=args.weights or "gaussian", width=args.width or 1000,
+                            draws=args.draws or 10, seed=args.seed, k=args.k,
+                            progress=show_progress(args), data=data_source(args), path=args.path,
                             storage=_storage(args))
+    if args.reference == "exact":  # said once the values are known to be valid
+        ignored(args, ("--weights", "--width", "--draws"),
+                "the exact reference has no finite network (they set --reference mc)")
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
@@ -228,14 +233,14 @@ def cnn_kernel_command(args) -> None:
     from validation.experiments.cnn import cnn_images, kernel_summary, read_images
 
     if (args.images is None) == (args.data is None):
-        raise ValueError("give --images PATH.npz or --data NAME (one of them)")
+        raise InputError("give --images PATH.npz or --data NAME (one of them)")
     from validation.experiments.spectra import network_activations
     from validation.report.cnn import cnn_sources
 
     acts = network_activations(args.act, args.layers)
     jumpy = [a.name for a in acts if a.has_jumps]
     if jumpy and args.kernel == "both":
-        raise ValueError(f"the NTK is undefined for activations with jumps ({', '.join(jumpy)})"
+        raise InputError(f"the NTK is undefined for activations with jumps ({', '.join(jumpy)})"
                          ": use --kernel ck")
     if args.images is not None:
         x = read_images(args.images)

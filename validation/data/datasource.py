@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from nets.data import as_float, find_dataset, load_dataset
+from ntklc.errors import DataNotFoundError, InputError
 from rmt import (
     FittedMixture,
     GMMSample,
@@ -51,16 +52,16 @@ def parse_classes(text: str | None) -> tuple[int, ...] | None:
     """``"0,1,7"`` -> (0, 1, 7); ``None`` or ``""`` -> ``None`` (all classes).
 
     Raises:
-        ValueError: not a comma list of distinct integers.
+        InputError: not a comma list of distinct integers.
     """
     if text is None or not str(text).strip():
         return None
     try:
         classes = tuple(int(t) for t in str(text).split(","))
     except ValueError:
-        raise ValueError(f"classes must be a comma list of integers, got {text!r}") from None
+        raise InputError(f"classes must be a comma list of integers, got {text!r}") from None
     if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct, got {text!r}")
+        raise InputError(f"classes must be distinct, got {text!r}")
     return classes
 
 
@@ -69,26 +70,26 @@ def load_npz_arrays(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.nda
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a readable .npz file, or a key missing (the message lists what the
+        InputError: not a readable .npz file, or a key missing (the message lists what the
             file has).
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DataNotFoundError(f"{path}: no such file")
     # np.load would take any other file for a pickle (or a bare .npy) and say so confusingly.
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a readable .npz file (not a zip archive)")
+        raise InputError(f"{path}: not a readable .npz file (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as f:
             names = list(f.files)
             arrays = {k: f[k] for k in keys if k in names}
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc})") from None
+        raise InputError(f"{path}: not a readable .npz file ({exc})") from None
     except ValueError as exc:  # e.g. object arrays, which need pickle
-        raise ValueError(f"{path}: {exc}".replace("\n", " ")) from None
+        raise InputError(f"{path}: {exc}".replace("\n", " ")) from None
     missing = [k for k in keys if k not in arrays]
     if missing:
-        raise ValueError(f"{path}: no array {' or '.join(missing)} (the .npz needs "
+        raise InputError(f"{path}: no array {' or '.join(missing)} (the .npz needs "
                          f"{' and '.join(keys)}; it has {', '.join(names) or 'nothing'})")
     return arrays
 
@@ -101,26 +102,26 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a readable .npz, missing keys, a wrong shape or type, NaN or inf.
+        InputError: not a readable .npz, missing keys, a wrong shape or type, NaN or inf.
     """
     path = Path(path)
     arrays = load_npz_arrays(path, ("X", "y"))
     X, y = arrays["X"], arrays["y"]
     if X.ndim not in (2, 3, 4) or 0 in X.shape:
-        raise ValueError(f"{path}: X must have shape (N, p), (N, H, W) or (N, H, W, C) with "
+        raise InputError(f"{path}: X must have shape (N, p), (N, H, W) or (N, H, W, C) with "
                          f"no empty axis, got {X.shape}")
     if not (np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)):
-        raise ValueError(f"{path}: X must hold real numbers, got dtype {X.dtype}")
+        raise InputError(f"{path}: X must hold real numbers, got dtype {X.dtype}")
     if y.ndim != 1 or y.shape[0] != X.shape[0]:
-        raise ValueError(f"{path}: y must have shape ({X.shape[0]},), one label per row of X, "
+        raise InputError(f"{path}: y must have shape ({X.shape[0]},), one label per row of X, "
                          f"got {y.shape}")
     if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{path}: y must hold integer class labels, got dtype {y.dtype}")
+        raise InputError(f"{path}: y must hold integer class labels, got dtype {y.dtype}")
     X = X.reshape(X.shape[0], -1).astype(np.float64)
     bad = ~np.isfinite(X)
     if np.any(bad):
         row = int(np.flatnonzero(bad.any(axis=1))[0])
-        raise ValueError(f"{path}: X contains NaN or inf ({int(bad.sum())} entries, first in "
+        raise InputError(f"{path}: X contains NaN or inf ({int(bad.sum())} entries, first in "
                          f"row {row})")
     return X, y.astype(np.int64)
 
@@ -144,12 +145,12 @@ class DataSource:
 
     def __post_init__(self):
         if not self.data and not self.features:
-            raise ValueError("a data source needs data (mnist, fashion-mnist, cifar10 or "
+            raise InputError("a data source needs data (mnist, fashion-mnist, cifar10 or "
                              "PATH.npz) or features (PATH.npz)")
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
             if not self.classes:
-                raise ValueError("classes must name at least one class")
+                raise InputError("classes must name at least one class")
 
     @property
     def label(self) -> str:
@@ -164,7 +165,7 @@ class DataSource:
             return tuple(int(c) for c in present)
         unknown = [c for c in self.classes if c not in set(present.tolist())]
         if unknown:
-            raise ValueError(f"class {unknown[0]} is not in {self.label} (classes present: "
+            raise InputError(f"class {unknown[0]} is not in {self.label} (classes present: "
                              f"{', '.join(map(str, present.tolist()))})")
         return self.classes
 
@@ -176,12 +177,12 @@ class DataSource:
         if name is None:
             if self.data.endswith(".npz") or Path(self.data).exists():
                 return read_npz(self.data)
-            raise ValueError(f"unknown data {self.data!r}: use mnist, fashion-mnist, cifar10 "
+            raise InputError(f"unknown data {self.data!r}: use mnist, fashion-mnist, cifar10 "
                              "or a PATH.npz")
         if find_dataset(name, self.data_dir) is None:
             # Theory commands read local files only: a download attempt would print its own
             # log lines (and may hang on a firewall) before failing.
-            raise FileNotFoundError(
+            raise DataNotFoundError(
                 f"{name} is not on this machine: put it in --data-dir or in $NTKLC_DATA/"
                 f"{name} (ntklc train --data {self.data} downloads it when online)")
         train = load_dataset(name, "train", self.data_dir)
@@ -198,7 +199,7 @@ class DataSource:
 
         Raises:
             FileNotFoundError: a missing file or data set.
-            ValueError: malformed data, an unknown class, a class with fewer than 4 samples.
+            InputError: malformed data, an unknown class, a class with fewer than 4 samples.
         """
         X, y = self._rows()
         classes = self._chosen(np.unique(y))
@@ -246,7 +247,7 @@ class TrainingSet:
         size of the training set, all of it (grouped by class, its own class counts).
 
         Raises:
-            ValueError: n smaller than the number of classes, or a class with fewer samples
+            InputError: n smaller than the number of classes, or a class with fewer samples
                 than its share of n.
         """
         rng = np.random.default_rng(seed)

@@ -42,6 +42,7 @@ from ntk import progress_bar
 from ntk.cnn_exact import cnn_plan
 from ntk.exact import mirror_lower
 from ntk.tiles import FullyConnectedTiles, check_portable, kernel_plan
+from ntklc.errors import InputError
 from validation.data.atomic import atomic_write
 
 __all__ = ["TILE_DTYPES", "KernelStore", "StoredKernel", "TiledKernels", "tiled_cnn_kernels",
@@ -82,7 +83,7 @@ class KernelStore:
         """Create the store, or reopen it when it holds the same kernels.
 
         Raises:
-            ValueError: ``root`` holds the tiles of other data or parameters, or an unreadable
+            InputError: ``root`` holds the tiles of other data or parameters, or an unreadable
                 ``meta.json``.
         """
         root = Path(root)
@@ -92,12 +93,12 @@ class KernelStore:
             try:
                 found = json.loads(path.read_text())
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{path}: not a kernel store's meta.json ({exc})") from None
+                raise InputError(f"{path}: not a kernel store's meta.json ({exc})") from None
             expected = json.loads(json.dumps(meta))  # as read back (tuples become lists)
             if found != expected:
                 differ = sorted(k for k in set(found) | set(expected)
                                 if found.get(k) != expected.get(k))
-                raise ValueError(f"{root} holds the tiles of another kernel (different "
+                raise InputError(f"{root} holds the tiles of another kernel (different "
                                  f"{', '.join(differ)}); give another folder or remove it")
         else:
             root.mkdir(parents=True, exist_ok=True)
@@ -199,7 +200,7 @@ class StoredKernel(LinearOperator):
         tiles = store.tiles()
         missing = [b for b in store.blocks if (kernel, *b) not in tiles]
         if missing:
-            raise ValueError(f"{store.root}: {len(missing)} tiles of the {kernel} missing")
+            raise InputError(f"{store.root}: {len(missing)} tiles of the {kernel} missing")
         self._paths = {b: tiles[(kernel, *b)] for b in store.blocks}
 
     def _matvec(self, x):
@@ -267,7 +268,7 @@ def tiled_exact_kernels(X: np.ndarray, acts, root: str | Path, *, tau0: float | 
         progress: a progress bar of the tiles on stderr.
 
     Raises:
-        ValueError: bad arguments, ``root`` holding another kernel, a disk too small, or an
+        InputError: bad arguments, ``root`` holding another kernel, a disk too small, or an
             unreachable scheduler.
     """
     _check_options(tile, dtype, workers)
@@ -294,7 +295,7 @@ def tiled_cnn_kernels(images: np.ndarray, acts, root: str | Path, *, filter_size
     A worker process or dask worker rebuilds the plan from its arguments (the self pass, O(n)).
 
     Raises:
-        ValueError: as ``ntk.cnn_kernels`` and :func:`tiled_exact_kernels`.
+        InputError: as ``ntk.cnn_kernels`` and :func:`tiled_exact_kernels`.
     """
     _check_options(tile, dtype, workers)
     images = np.ascontiguousarray(images, dtype=np.float64)
@@ -314,11 +315,11 @@ def tiled_cnn_kernels(images: np.ndarray, acts, root: str | Path, *, filter_size
 
 def _check_options(tile: int, dtype: str, workers: int) -> None:
     if dtype not in TILE_DTYPES:
-        raise ValueError(f"dtype must be one of {TILE_DTYPES}, got {dtype!r}")
+        raise InputError(f"dtype must be one of {TILE_DTYPES}, got {dtype!r}")
     if tile < 1:
-        raise ValueError(f"tile must be >= 1, got {tile}")
+        raise InputError(f"tile must be >= 1, got {tile}")
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise InputError(f"workers must be >= 1, got {workers}")
 
 
 def tiled_kernels(source, root: str | Path, meta: dict, *, tile: int = 4096,
@@ -369,7 +370,7 @@ def _check_disk(store: KernelStore, todo, kernels: int) -> None:
     need = kernels * itemsize * sum(store.size(i) * store.size(j) for i, j in todo)
     free = shutil.disk_usage(store.root).free
     if need > free:
-        raise ValueError(f"{store.root}: the missing tiles need {need / 1e9:.1f} GB, the disk "
+        raise InputError(f"{store.root}: the missing tiles need {need / 1e9:.1f} GB, the disk "
                          f"has {free / 1e9:.1f} GB free (float32 tiles need half)")
 
 
@@ -439,12 +440,12 @@ def _dask_tiles(source, store, todo, address) -> Iterator:
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise ValueError("--scheduler needs dask.distributed: pip install "
+        raise InputError("--scheduler needs dask.distributed: pip install "
                          "'ntklc[distributed]'") from None
     try:
         client = Client(address, timeout="20s")
     except OSError as exc:
-        raise ValueError(f"cannot reach the dask scheduler at {address}: {exc}") from None
+        raise InputError(f"cannot reach the dask scheduler at {address}: {exc}") from None
     try:
         # hash=False: dask's tokenizer would walk the plan's activations down into mpmath's
         # global context and break it for the rest of the process.

@@ -62,6 +62,7 @@ _EXPORTS = {
     "kurtosis_experiment": "validation.experiments.spectra",
     "KurtosisResult": "validation.experiments.spectra",
     "network_activations": "validation.experiments.spectra",
+    "require_network_memory": "validation.experiments.spectra",
     "spectrum_experiment": "validation.experiments.spectra",
     "spectrum_path": "validation.experiments.spectra",
     "SpectrumResult": "validation.experiments.spectra",

@@ -21,6 +21,7 @@ through the sweep layer for ``ntklc experiment activations``.
 
 from __future__ import annotations
 
+from ntklc.errors import InputError
 from validation.experiments.realdata import (
     InfeasibleCompressionError,
     ntklc_compression,
@@ -49,7 +50,7 @@ RULE = ("memory factor = dense hidden-layer bits (32 per weight + one float32 pe
 def check_data_set(data: str) -> str:
     """``data`` if the experiment runs on it; ValueError otherwise."""
     if data not in DATA_SETS:
-        raise ValueError(f"unknown data set {data!r} for the activations experiment; choose "
+        raise InputError(f"unknown data set {data!r} for the activations experiment; choose "
                          f"from {', '.join(DATA_SETS)}")
     return data
 
@@ -75,11 +76,11 @@ def activation_accuracy(data: str, act: str, eps: float, *, quick: bool = False,
         NTK-LC is infeasible.
 
     Raises:
-        ValueError: unknown data set or activation, eps outside [0, 1).
+        InputError: unknown data set or activation, eps outside [0, 1).
     """
     check_data_set(data)
     if not 0.0 <= eps < 1.0:
-        raise ValueError(f"eps must lie in [0, 1), got {eps}")
+        raise InputError(f"eps must lie in [0, 1), got {eps}")
     widths, n_train = _SIZES[bool(quick)]
     acts = [act] * len(widths)
     try:

@@ -12,6 +12,7 @@ import numpy as np
 from nets import Sequential
 from nets.losses import LOSSES
 from nets.quantized import channel_axis, weight_layers
+from ntklc.errors import InputError
 from solvers import quantize_nearest
 
 __all__ = ["calibration_batch", "calibration_loss", "nearest_rounding_table", "weight_gradients",
@@ -22,9 +23,9 @@ def calibration_batch(X: np.ndarray, y: np.ndarray, size: int, seed: int = 0
                       ) -> tuple[np.ndarray, np.ndarray]:
     """``size`` samples drawn without replacement (all of them when fewer)."""
     if size < 1:
-        raise ValueError(f"the calibration batch needs at least one sample, got {size}")
+        raise InputError(f"the calibration batch needs at least one sample, got {size}")
     if X.shape[0] != np.shape(y)[0]:
-        raise ValueError(f"{X.shape[0]} inputs but {np.shape(y)[0]} labels")
+        raise InputError(f"{X.shape[0]} inputs but {np.shape(y)[0]} labels")
     idx = np.sort(np.random.default_rng(seed).permutation(X.shape[0])[:size])
     return X[idx], np.asarray(y)[idx]
 

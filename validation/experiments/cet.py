@@ -25,6 +25,7 @@ from nets import Sequential
 from nets.curvature import LossCurvature
 from nets.quantized import QuantizedModel, channel_axis, weight_layers
 from ntk.progress import progress_bar
+from ntklc.errors import InputError
 from solvers import (
     allocate_bits,
     hutchinson_trace,
@@ -114,7 +115,7 @@ def cet_compress(model: Sequential, X: np.ndarray, y: np.ndarray, average_bits: 
         k, probes: Lanczos directions and Hutchinson probes per layer.
     """
     if not average_bits > 0:
-        raise ValueError(f"average_bits must be positive, got {average_bits}")
+        raise InputError(f"average_bits must be positive, got {average_bits}")
     layers = weight_layers(model)
     if curvatures is None:
         curvatures = layer_curvatures(model, X, y, k=k, probes=probes, seed=seed,

@@ -39,6 +39,7 @@ import numpy as np
 
 from ntk import cnn_equivalent, cnn_kernels, hermite_coefficients, parse_activations
 from ntk.cnn_architecture import ConvArchitecture
+from ntklc.errors import InputError
 from rmt import rel_spectral_error, subspace_alignment, top_eigenpairs
 from rmt.estimate import balanced_indices
 
@@ -71,7 +72,7 @@ def _training_images(data: str, size: int, data_dir: str) -> tuple[np.ndarray, n
     x = x[:, None] if x.ndim == 3 else np.moveaxis(x, 3, 1)
     side = x.shape[2]
     if side % size:
-        raise ValueError(f"{data} images are {side}x{side}: the size must divide {side}, "
+        raise InputError(f"{data} images are {side}x{side}: the size must divide {side}, "
                          f"got {size}")
     f = side // size
     x = x.reshape(x.shape[0], x.shape[1], size, f, size, f).mean(axis=(3, 5))
@@ -105,7 +106,7 @@ def cnn_images(data: str, n: int, seed: int, *, channels: int = 16, size: int = 
     variance (with ``padding``) is 1.
 
     Raises:
-        ValueError: unknown data, bad n or size; FileNotFoundError (``DataNotFoundError``):
+        InputError: unknown data, bad n or size; FileNotFoundError (``DataNotFoundError``):
             the data set's files are missing.
     """
     from solvers import cnn_input_scale
@@ -118,7 +119,7 @@ def cnn_images(data: str, n: int, seed: int, *, channels: int = 16, size: int = 
         idx = balanced_indices(all_labels, n, np.unique(all_labels), seed)
         x, labels = images[idx].astype(np.float64), all_labels[idx]
     else:
-        raise ValueError(f"unknown data {data!r}; choose from {', '.join((*REAL_DATA, 'gmm'))}")
+        raise InputError(f"unknown data {data!r}; choose from {', '.join((*REAL_DATA, 'gmm'))}")
     return x / cnn_input_scale(x, ConvArchitecture(1, _FILTER, padding)), labels
 
 
@@ -306,19 +307,19 @@ def read_images(path) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a readable .npz, no X, a wrong rank or type, NaN or inf.
+        InputError: not a readable .npz, no X, a wrong rank or type, NaN or inf.
     """
     from validation.data.datasource import load_npz_arrays
 
     X = load_npz_arrays(path, ("X",))["X"]
     if X.ndim not in (3, 4) or 0 in X.shape:
-        raise ValueError(f"{path}: X must be images (N, H, W) or (N, H, W, C), got shape "
+        raise InputError(f"{path}: X must be images (N, H, W) or (N, H, W, C), got shape "
                          f"{X.shape}")
     if not (np.issubdtype(X.dtype, np.integer) or np.issubdtype(X.dtype, np.floating)):
-        raise ValueError(f"{path}: X must hold real numbers, got dtype {X.dtype}")
+        raise InputError(f"{path}: X must hold real numbers, got dtype {X.dtype}")
     X = X.astype(np.float64)
     if not np.all(np.isfinite(X)):
-        raise ValueError(f"{path}: X contains NaN or inf")
+        raise InputError(f"{path}: X contains NaN or inf")
     return X[:, None] if X.ndim == 3 else np.moveaxis(X, 3, 1)
 
 
@@ -336,7 +337,7 @@ def kernel_summary(x: np.ndarray, acts, *, filter_size: int = 3, padding: str = 
     options = {"filter_size": filter_size, "padding": padding, "pool": tuple(pool),
                "readout": readout, "progress": True}
     if compare not in ("none", "equivalent", "compressed"):
-        raise ValueError(f"unknown comparison {compare!r}; choose none, equivalent or "
+        raise InputError(f"unknown comparison {compare!r}; choose none, equivalent or "
                          "compressed")
     layers = parse_activations(acts)
     start = time.perf_counter()

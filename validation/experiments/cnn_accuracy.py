@@ -32,6 +32,7 @@ from nets import CompressedCNN, DenseCNN, memory_report
 from nets.data import as_float, load_dataset
 from ntk import cnn_kernels
 from ntk.cnn_architecture import ConvArchitecture
+from ntklc.errors import InputError
 from solvers import cnn_input_scale, ternary_entropy_bound
 from validation.experiments.realdata import (
     _prune,
@@ -63,7 +64,7 @@ def _prepared(data: str, data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndar
                                                  np.ndarray, int]:
     """Training and test images (N, 1, 28, 28) float32, centred and scaled to tau0 = 1."""
     if data not in _LOADER_NAMES:
-        raise ValueError(f"the accuracy part runs on mnist or fashion-mnist, got {data!r}")
+        raise InputError(f"the accuracy part runs on mnist or fashion-mnist, got {data!r}")
     train = load_dataset(_LOADER_NAMES[data], "train", data_dir or None)
     test = load_dataset(_LOADER_NAMES[data], "test", data_dir or None)
     x_train = as_float(train.images)[:, None]

@@ -24,9 +24,11 @@ import numpy as np
 from nets import CompressedNetwork, memory_report
 from ntk import ck_equivalent, empirical_kernels, parse_activations
 from ntk.progress import progress_bar
+from ntklc.errors import InputError
 from rmt import compare_spectra, gaussian_mixture, rel_spectral_error, sample_gmm
 from solvers.ternarize import CompressionResult, compress_network
 from validation.data.datasource import DataSource
+from validation.experiments.spectra import require_network_memory
 
 __all__ = ["CompressionSpectra", "check_eps", "compression_report", "compression_spectra"]
 
@@ -35,7 +37,7 @@ def check_eps(eps: float) -> float:
     """Sparsity of the ternary law, in [0, 1)."""
     eps = float(eps)
     if not 0.0 <= eps < 1.0:
-        raise ValueError(f"eps must lie in [0, 1), got {eps}")
+        raise InputError(f"eps must lie in [0, 1), got {eps}")
     return eps
 
 
@@ -60,7 +62,7 @@ def compression_report(acts, tau0: float = 1.0, *, eps: float = 0.9, max_levels:
     """
     eps = check_eps(eps)
     if min(p, width, classes) < 1:
-        raise ValueError("p, width and classes must be positive")
+        raise InputError("p, width and classes must be positive")
     result = compress_network(acts, tau0, max_levels=max_levels, hidden_family=hidden_family,
                               progress=progress)
     widths = (width,) * len(result.layers)
@@ -132,7 +134,7 @@ def compression_spectra(acts, *, n: int = 800, eps_values=(0.0, 0.5, 0.9, 0.99),
     """
     start = time.perf_counter()
     if n < 2:
-        raise ValueError(f"n must be at least 2, got {n}")
+        raise InputError(f"n must be at least 2, got {n}")
     eps_values = [check_eps(e) for e in eps_values]
     dense = parse_activations(acts)
     options = {"eps_values": eps_values, "width": width, "draws": draws, "seed": seed,
@@ -156,6 +158,7 @@ def _spectra(X, stats, dense, result, *, eps_values, width, draws, seed, progres
              ) -> CompressionSpectra:
     """The comparison of ``compression_spectra`` on X (p, n) with statistics ``stats``."""
     p, n = X.shape
+    require_network_memory(n, p, width, len(dense))
     compressed = result.activations
     equivalent = _centre(ck_equivalent(X, stats, dense))
     jobs = [("gaussian", dense)] + [(f"ternary:{e}", compressed) for e in eps_values]

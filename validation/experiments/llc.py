@@ -27,6 +27,7 @@ from nets import Sequential
 from nets.curvature import LossCurvature
 from nets.quantized import QuantizedModel, channel_axis, weight_layers
 from ntk.progress import progress_bar
+from ntklc.errors import InputError
 from solvers import allocate_bits, grid_scale, quantize_gradient_opposed, quantize_nearest
 from validation.experiments.calibration import (
     calibration_loss,
@@ -80,9 +81,9 @@ def loss_neighbourhood(model: Sequential, X: np.ndarray, y: np.ndarray,
     """
     sizes = np.asarray(sizes, dtype=float)
     if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes <= 0):
-        raise ValueError("sizes must be a non-empty list of positive numbers")
+        raise InputError("sizes must be a non-empty list of positive numbers")
     if draws < 1:
-        raise ValueError(f"draws must be positive, got {draws}")
+        raise InputError(f"draws must be positive, got {draws}")
     layers = weight_layers(model)
     base = calibration_loss(model, X, y)
     grads = weight_gradients(model, X, y)
@@ -151,10 +152,10 @@ def llc_compress(model: Sequential, X: np.ndarray, y: np.ndarray, average_bits: 
         kappas: guards tried for the rounding.
 
     Raises:
-        ValueError: no allocation fits the budget inside the neighbourhood.
+        InputError: no allocation fits the budget inside the neighbourhood.
     """
     if not average_bits > 0:
-        raise ValueError(f"average_bits must be positive, got {average_bits}")
+        raise InputError(f"average_bits must be positive, got {average_bits}")
     grads = weight_gradients(model, X, y)
     layers, sizes, noise = nearest_rounding_table(model, bits)
     values = np.full(sizes.shape, np.inf)
@@ -167,7 +168,7 @@ def llc_compress(model: Sequential, X: np.ndarray, y: np.ndarray, average_bits: 
     try:
         choice = allocate_bits(values, sizes, int(average_bits * n_weights))
     except ValueError as err:
-        raise ValueError(f"LLC: no allocation of {average_bits} bits per weight stays inside "
+        raise InputError(f"LLC: no allocation of {average_bits} bits per weight stays inside "
                          f"the neighbourhood (max relative noise {max_relative_noise}): "
                          f"{err}") from None
     chosen = {i: int(bits[c]) for i, c in zip(layers, choice.choice, strict=True)}

@@ -35,6 +35,7 @@ from nets import CompressedNetwork, DenseNetwork, memory_report
 from nets.data import as_float, load_dataset
 from ntk import parse_activations
 from ntk.progress import progress_bar
+from ntklc.errors import InputError
 from solvers import CompressionResult, compress_network, ternary_entropy_bound
 
 __all__ = ["TASKS", "InfeasibleCompressionError", "RealDataResult", "cnn_features_experiment",
@@ -52,7 +53,7 @@ TASKS = ("classes 0-4", "all 10")
 _BLOCK = 1024
 
 
-class InfeasibleCompressionError(ValueError):
+class InfeasibleCompressionError(InputError):
     """The NTK-LC equations have no solution for these activations (the solver says why)."""
 
 
@@ -75,7 +76,7 @@ def ntklc_compression(acts) -> CompressionResult:
         acts: one activation name per layer.
 
     Raises:
-        ValueError: an unknown activation.
+        InputError: an unknown activation.
         InfeasibleCompressionError: no quantized activations match (e.g. swish at L = 3).
     """
     names = tuple(acts)
@@ -237,7 +238,7 @@ def random_features_experiment(data: str, X_train: np.ndarray, y_train: np.ndarr
         tasks: readout tasks, a subset of :data:`TASKS`.
 
     Raises:
-        ValueError: an unknown activation or task.
+        InputError: an unknown activation or task.
         InfeasibleCompressionError: ``eps_values`` is not empty and NTK-LC cannot match
             ``act`` at this depth.
     """
@@ -247,7 +248,7 @@ def random_features_experiment(data: str, X_train: np.ndarray, y_train: np.ndarr
     widths = tuple(int(w) for w in widths)
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
-        raise ValueError(f"tasks must be a non-empty subset of {', '.join(TASKS)}; got "
+        raise InputError(f"tasks must be a non-empty subset of {', '.join(TASKS)}; got "
                          f"{', '.join(map(repr, tasks))}")
     acts = [act] * len(widths)
     dense = DenseNetwork.random(p, widths, acts, 1.0, seed=seed)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ntk import parse_activations
+from ntk import parse_activations, parse_weight_law
 from ntk.empirical import empirical_kernels
 from ntk.equivalents import ck_coefficients, ck_equivalent, ntk_coefficients, ntk_equivalent
 from ntk.exact import exact_kernels
 from ntk.progress import progress_bar
 from ntk.tiles import kernel_matrix, kernel_plan
+from ntklc.errors import InputError
 from rmt import gaussian_mixture, rel_spectral_error, sample_gmm, top_eigenpairs
 from rmt.spectral import (
     SpectralComparison,
@@ -39,6 +40,7 @@ __all__ = [
     "data_convergence_errors",
     "kurtosis_experiment",
     "network_activations",
+    "require_network_memory",
     "spectrum_experiment",
     "spectrum_path",
     "storage_options",
@@ -61,6 +63,23 @@ def _physical_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def require_network_memory(n: int, p: int, width: int, layers: int) -> None:
+    """Refuse, before any work, finite networks that could not fit in this machine's memory.
+
+    The float64 arrays one network on n samples needs at least: its weights, width x p and
+    (layers - 1) x width^2, and three n x width feature maps (a layer's input and output and
+    the NTK's derivative).
+
+    Raises:
+        InputError: they exceed the machine's physical memory.
+    """
+    needed = 8.0 * (width * p + (layers - 1) * width**2 + 3 * n * width)
+    if needed > _physical_memory():
+        raise InputError(f"networks of width {width} on n = {n} samples of dimension {p} need "
+                          f"at least {needed / 2**30:.3g} GiB, more than this machine's "
+                          f"{_physical_memory() / 2**30:.3g} GiB; try a smaller width")
+
+
 def spectrum_path(path: str, n: int) -> str:
     """The path ``spectrum_experiment`` takes: ``dense`` up to n = DENSE_SPECTRUM_MAX,
     ``lanczos`` while its exact kernels fit in 80 % of this machine's memory, ``disk``
@@ -77,23 +96,23 @@ def network_activations(acts, layers: int | None = None) -> list:
     """Per-layer activations: one activation repeated ``layers`` times, or one per layer.
 
     Raises:
-        ValueError: layers < 1, or a list whose length differs from ``layers``.
+        InputError: layers < 1, or a list whose length differs from ``layers``.
     """
     parsed = parse_activations(acts)
     if layers is None:
         return parsed
     if layers < 1:
-        raise ValueError(f"the network needs at least one layer (L >= 1), got {layers}")
+        raise InputError(f"the network needs at least one layer (L >= 1), got {layers}")
     if len(parsed) == 1:
         return parsed * layers
     if len(parsed) != layers:
-        raise ValueError(f"{len(parsed)} activations given for {layers} layers")
+        raise InputError(f"{len(parsed)} activations given for {layers} layers")
     return parsed
 
 
 def _check_size(n: int, p: int) -> None:
     if n <= 0 or p <= 0:
-        raise ValueError(f"n and p must be positive, got n={n}, p={p}")
+        raise InputError(f"n and p must be positive, got n={n}, p={p}")
 
 
 def _coefficients(kernel: str, acts, tau0: float) -> dict[str, float]:
@@ -175,7 +194,7 @@ def _with_twin(real: dict, source: dict, twin: dict) -> dict:
 
 def _check_p(p, data) -> None:
     if data is not None and p is not None:
-        raise ValueError("p is fixed by the data; do not give p with data")
+        raise InputError("p is fixed by the data; do not give p with data")
 
 
 def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str = "ck",
@@ -231,22 +250,25 @@ def spectrum_experiment(acts, n: int = 800, p: int | None = None, *, kernel: str
         p = n // 2 if p is None else p
         _check_size(n, p)
     elif n <= 0:
-        raise ValueError(f"n must be positive, got n={n}")
+        raise InputError(f"n must be positive, got n={n}")
     if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     if reference not in REFERENCES:
-        raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        raise InputError(f"reference must be one of {REFERENCES}, got {reference!r}")
     if path not in SPECTRUM_PATHS:
-        raise ValueError(f"path must be one of {SPECTRUM_PATHS}, got {path!r}")
+        raise InputError(f"path must be one of {SPECTRUM_PATHS}, got {path!r}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)  # validates (e.g. NTK of a step) early
+    parse_weight_law(weights)  # validated even where the exact reference does not use it
+    if width < 1 or draws < 1:
+        raise InputError(f"width and draws must be >= 1, got {width} and {draws}")
     mode = spectrum_path(path, n)
     k = (20 if mode == "disk" else 5) if k is None else k
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise InputError(f"k must be >= 1, got {k}")
     if mode == "disk":
         if reference != "exact":
-            raise ValueError("the disk path stores exact kernels: use reference 'exact'")
+            raise InputError("the disk path stores exact kernels: use reference 'exact'")
         _need_store(n, storage)
     else:
         storage = None
@@ -297,6 +319,8 @@ def _spectrum(X, stats, labels, acts, *, kernel, reference, weights, width, draw
               progress, start, mode, storage) -> SpectrumResult:
     """The comparison of ``spectrum_experiment`` on one data matrix X (p, n)."""
     p, n = X.shape
+    if reference == "mc":
+        require_network_memory(n, p, width, len(acts))
     lanczos = mode != "dense"
     stored = None
     coefficients = _coefficients(kernel, acts, stats.tau0)
@@ -394,7 +418,7 @@ class ConvergenceResult:
 
 def _check_kernel(kernel: str) -> None:
     if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        raise InputError(f"kernel must be one of {KERNELS}, got {kernel!r}")
 
 
 def _equivalent_error(X: np.ndarray, stats, acts, kernel: str, storage: dict | None = None
@@ -439,7 +463,7 @@ def storage_options(store: str | Path | None, *, tile: int = 4096, dtype: str = 
 
 def _need_store(n: int, storage: dict | None) -> None:
     if storage is None:
-        raise ValueError(f"n = {n}: the exact kernel ({8.0 * n * n / 1e9:.1f} GB in float64) "
+        raise InputError(f"n = {n}: the exact kernel ({8.0 * n * n / 1e9:.1f} GB in float64) "
                          "is computed in tiles on disk; give a folder for them (--out)")
 
 
@@ -490,11 +514,11 @@ def convergence_experiment(acts, ns=(200, 400, 800, 1600), *, kernel: str = "ck"
     _check_kernel(kernel)
     ns = tuple(int(n) for n in ns)
     if len(ns) < 2:
-        raise ValueError("a convergence sweep needs at least two sample sizes")
+        raise InputError("a convergence sweep needs at least two sample sizes")
     for n in ns:
         _check_size(n, n // 2)
     if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
+        raise InputError(f"seeds must be >= 1, got {seeds}")
     acts = parse_activations(acts)
     _coefficients(kernel, acts, 1.0)
     on_disk = {n for n in ns if spectrum_path("auto", n) == "disk"}
@@ -572,14 +596,12 @@ def kurtosis_experiment(weights: str = "rademacher", act: str = "relu", *,
     standard error. ``predicted_rel_norm`` = ||P||_2 / ||CK_exact||_2 says how large the effect
     is compared with the kernel.
     """
-    from ntk import parse_weight_law
-
     start = time.perf_counter()
     _check_p(p, data)
     p = 200 if p is None and data is None else p
     _check_size(n, 1 if data is not None else p)
     if width < 1 or draws < 2:
-        raise ValueError(f"need width >= 1 and draws >= 2, got {width}, {draws}")
+        raise InputError(f"need width >= 1 and draws >= 2, got {width}, {draws}")
     law = parse_weight_law(weights)
     act = parse_activations(act)[0]
     options = {"law": law, "act": act, "width": width, "draws": draws, "progress": progress}
@@ -602,6 +624,7 @@ def _kurtosis(X, *, law, act, width, draws, rng, progress, start) -> KurtosisRes
     from rmt import operator_norm
 
     p, n = X.shape
+    require_network_memory(n, p, width, 1)
     exact = exact_kernels(X, [act], ntk=False)
     d2 = activation_constants(act, exact.tau0).d2
     X2 = X * X
@@ -609,7 +632,7 @@ def _kurtosis(X, *, law, act, width, draws, rng, progress, start) -> KurtosisRes
     np.fill_diagonal(P, 0.0)
     norm2 = float(np.sum(P * P))
     if not norm2 > 0:
-        raise ValueError(f"no kurtosis term to measure: k4 d2 = 0 for {law} and {act.name}")
+        raise InputError(f"no kurtosis term to measure: k4 d2 = 0 for {law} and {act.name}")
     ratios = []
     for _ in progress_bar(range(draws), desc="draws", disable=not progress, leave=False):
         ck, _ = network_kernels(X, [act], law, rng, width=width, tau0=exact.tau0, ntk=False)

@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ntklc.errors import InputError
+
 __all__ = ["EXPERIMENTS", "Experiment", "Param", "experiment"]
 
 
@@ -72,7 +74,7 @@ def _source(params: dict):
     classes = None if params["classes"] == "all" else parse_classes(params["classes"])
     if params["data"] == "gmm":
         if classes is not None:
-            raise ValueError("classes needs data other than gmm")
+            raise InputError("classes needs data other than gmm")
         return None
     return DataSource(data=params["data"], classes=classes)
 
@@ -337,10 +339,10 @@ def experiment(name: str) -> Experiment:
     """The registered experiment ``name``.
 
     Raises:
-        ValueError: unknown name (the message lists the known ones).
+        InputError: unknown name (the message lists the known ones).
     """
     try:
         return EXPERIMENTS[name]
     except KeyError:
-        raise ValueError(f"unknown experiment {name!r}; available: "
+        raise InputError(f"unknown experiment {name!r}; available: "
                          f"{', '.join(EXPERIMENTS)}") from None

@@ -17,6 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from nets import SGD, Adam, Sequential, as_float, load_dataset, mlp, small_cnn
+from ntklc.errors import InputError
 
 __all__ = ["TrainResult", "fit_model", "image_arrays", "train_model"]
 
@@ -85,15 +86,15 @@ def train_model(data: str = "mnist", model: str = "mlp", *, epochs: int = 10,
         out: folder for ``model.npz`` (not saved when ``None``).
     """
     if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+        raise InputError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        raise InputError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
     if epochs < 1 or batch_size < 1:
-        raise ValueError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
+        raise InputError(f"epochs and batch_size must be positive, got {epochs}, {batch_size}")
     if not 0 < lr_decay <= 1:
-        raise ValueError(f"lr_decay must lie in (0, 1], got {lr_decay}")
+        raise InputError(f"lr_decay must lie in (0, 1], got {lr_decay}")
     if threads is not None and threads < 1:
-        raise ValueError(f"threads must be positive, got {threads}")
+        raise InputError(f"threads must be positive, got {threads}")
     Xtr, ytr, Xte, yte, classes = image_arrays(data, model, data_dir)
     previous_threads = numba.get_num_threads()
     start = time.perf_counter()

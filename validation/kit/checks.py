@@ -17,6 +17,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ntklc.errors import InputError
 from validation.kit import oracles, strategies
 
 __all__ = [
@@ -53,11 +54,11 @@ def load_profile(name: str | None = None) -> str:
     ``ntklc-ci``. Returns the name loaded.
 
     Raises:
-        ValueError: unknown profile.
+        InputError: unknown profile.
     """
     name = name or os.environ.get("NTKLC_HYPOTHESIS_PROFILE") or "ntklc-ci"
     if name not in PROFILES:
-        raise ValueError(f"unknown Hypothesis profile {name!r}; known: {', '.join(PROFILES)}")
+        raise InputError(f"unknown Hypothesis profile {name!r}; known: {', '.join(PROFILES)}")
     settings.load_profile(name)
     return name
 
@@ -260,8 +261,9 @@ def check_trace_estimator(fn, *, repeats: int = TRACE_REPEATS, z_max: float = TR
     spread. Raises ``AssertionError`` with the shrunk operator and seed otherwise.
     """
     if repeats < 2:
-        raise ValueError(f"need at least 2 repeats for a standard error, got {repeats}")
+        raise InputError(f"need at least 2 repeats for a standard error, got {repeats}")
 
+    @settings(**_CHECK_SETTINGS)
     @given(op=strategies.symmetric_operators(), seed=st.integers(0, 2**32 - 1))
     def trace_estimator_is_unbiased(op, seed):
         rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(repeats)]
@@ -325,7 +327,8 @@ def check_ternarization_solver(fn, *, match_d3: bool = False, rtol: float = TERN
     targets = st.one_of(strategies.activation_targets(feasible=False),
                         strategies.activation_targets(feasible=True, max_share=max_share))
 
-    @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @settings(**_CHECK_SETTINGS,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(target=targets)
     def solver_matches_or_rejects(target):
         status, result = solve(target)

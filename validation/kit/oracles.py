@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from ntklc.errors import InputError
+
 __all__ = [
     "absmax_grid",
     "brute_force_rounding",
@@ -50,12 +52,12 @@ def milp_knapsack(costs, values, budget) -> tuple[np.ndarray | None, float]:
     values = [np.asarray(v, dtype=float).ravel() for v in values]
     sizes = [len(c) for c in costs]
     if not costs or sizes != [len(v) for v in values] or min(sizes) < 1:
-        raise ValueError("costs and values must be non-empty lists of non-empty arrays of "
+        raise InputError("costs and values must be non-empty lists of non-empty arrays of "
                          "equal lengths")
     flat_c, flat_v = np.concatenate(costs), np.concatenate(values)
     if not (np.all(np.isfinite(flat_c)) and np.all(np.isfinite(flat_v))
             and math.isfinite(budget)):
-        raise ValueError("costs, values and budget must be finite")
+        raise InputError("costs, values and budget must be finite")
     one_each = sparse.block_diag([np.ones((1, n)) for n in sizes], format="csr")
     constraints = [LinearConstraint(one_each, 1, 1),
                    LinearConstraint(flat_c[None, :], -np.inf, float(budget))]
@@ -165,7 +167,7 @@ def mpmath_constants(act, tau: float, dps: int = 30) -> dict[str, float]:
         dps: working precision in decimal digits, >= 20.
 
     Raises:
-        ValueError: bad tau, or a quadrature error estimate above 10^-(dps - 10).
+        InputError: bad tau, or a quadrature error estimate above 10^-(dps - 10).
     """
     import mpmath
 
@@ -173,7 +175,7 @@ def mpmath_constants(act, tau: float, dps: int = 30) -> dict[str, float]:
 
     act = activation(act)
     if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a positive finite number, got {tau}")
+        raise InputError(f"tau must be a positive finite number, got {tau}")
     if act.mp_fn is not None:
         fn = act.mp_fn
     else:
@@ -190,7 +192,7 @@ def mpmath_constants(act, tau: float, dps: int = 30) -> dict[str, float]:
             value, err = mpmath.quad(lambda x: g(x) * mpmath.exp(-x * x / 2) * norm, interval,
                                      error=True)
             if err > tol:
-                raise ValueError(f"mpmath quadrature error estimate {float(err):.2e} too large")
+                raise InputError(f"mpmath quadrature error estimate {float(err):.2e} too large")
             return value
 
         m0 = expect(lambda x: fn(t * x))
@@ -232,10 +234,10 @@ def quadrature_kernels(X: np.ndarray, acts, tau0: float | None = None, *, ntk: b
 
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[1] < 1 or np.any(np.linalg.norm(X, axis=0) == 0):
-        raise ValueError("X must be (p, n) with n >= 1 and no zero column")
+        raise InputError("X must be (p, n) with n >= 1 and no zero column")
     acts = parse_activations(acts)
     if ntk and any(a.has_jumps for a in acts):
-        raise ValueError("the NTK is undefined for activations with jumps")
+        raise InputError("the NTK is undefined for activations with jumps")
     n = X.shape[1]
     if tau0 is None:
         tau0 = float(np.sqrt(np.mean(np.sum(X * X, axis=0))))
@@ -278,17 +280,17 @@ def dense_spectrum(matvec, n: int) -> np.ndarray:
     LAPACK eigensolver), independent of clusters or multiplicities.
 
     Raises:
-        ValueError: n < 1, a wrong output shape, or a non-symmetric operator.
+        InputError: n < 1, a wrong output shape, or a non-symmetric operator.
     """
     if int(n) != n or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n}")
+        raise InputError(f"n must be a positive integer, got {n}")
     n = int(n)
     eye = np.eye(n)
     H = np.column_stack([np.asarray(matvec(eye[:, j]), dtype=float).reshape(-1)
                          for j in range(n)])
     if H.shape != (n, n):
-        raise ValueError(f"matvec must map (n,) to (n,), got a {H.shape} matrix")
+        raise InputError(f"matvec must map (n,) to (n,), got a {H.shape} matrix")
     scale = max(float(np.max(np.abs(H))), 1e-300)
     if np.max(np.abs(H - H.T)) > 1e-10 * scale:
-        raise ValueError("the operator is not symmetric")
+        raise InputError("the operator is not symmetric")
     return np.linalg.eigvalsh((H + H.T) / 2)

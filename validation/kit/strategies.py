@@ -14,6 +14,8 @@ import numpy as np
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from ntklc.errors import InputError
+
 __all__ = [
     "BUDGET_KINDS",
     "GMM_COV_NORM_MAX",
@@ -206,7 +208,7 @@ def integer_symbols(draw, min_dims: int = 1, max_dims: int = 1, max_side: int = 
         info = np.iinfo(np.int64)
         x = rng.choice(np.array([info.min, -1, 0, 1, info.max]), size=size)
     else:
-        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(SYMBOL_KINDS)}")
+        raise InputError(f"unknown kind {kind!r}; known: {', '.join(SYMBOL_KINDS)}")
     x = x.astype(np.int64).reshape(shape)
     return _narrowest_of(x, draw(st.permutations(list(dtypes))))
 
@@ -323,7 +325,7 @@ def gmm_models(draw, max_classes: int = 3, min_dim: int = 16, max_dim: int = 64,
     from rmt.gmm import GaussianMixture, ar1_matrix
 
     if min_dim < 16 or max_dim < min_dim:
-        raise ValueError("need 16 <= min_dim <= max_dim")
+        raise InputError("need 16 <= min_dim <= max_dim")
     k = draw(st.integers(1, max_classes))
     p = draw(st.integers(max(min_dim, k), max_dim))
     weights = np.array(draw(st.lists(st.integers(1, 4), min_size=k, max_size=k)), dtype=float)

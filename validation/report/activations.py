@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from nets.data import load_dataset
 from ntk import parse_activations
+from ntklc.errors import InputError
 from validation.experiments.activations import (
     ACTIVATIONS,
     EPS_VALUES,
@@ -80,7 +81,7 @@ def activations_experiment(data: str = "mnist", acts=None, eps_values=EPS_VALUES
         progress: a progress bar over the tasks on stderr.
 
     Raises:
-        ValueError: unknown data set or activation, bad eps, repeated values.
+        InputError: unknown data set or activation, bad eps, repeated values.
         FileNotFoundError: the data set is not available.
         RuntimeError: a task failed (its error is in the message).
     """
@@ -91,7 +92,7 @@ def activations_experiment(data: str = "mnist", acts=None, eps_values=EPS_VALUES
     eps_values = tuple(float(e) for e in eps_values)
     bad = [e for e in eps_values if not (math.isfinite(e) and 0.0 <= e < 1.0)]
     if bad or not eps_values:
-        raise ValueError(f"eps values must lie in [0, 1), got {', '.join(map(str, bad))}")
+        raise InputError(f"eps values must lie in [0, 1), got {', '.join(map(str, bad))}")
     # Both splits are loaded once here: a missing data set is one clear error before any
     # worker starts, and a download happens once instead of in every worker.
     for split in ("train", "test"):

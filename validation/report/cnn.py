@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ntklc.errors import InputError
 from validation.experiments.cnn import ACTIVATIONS, REAL_DATA
 from validation.report.style import color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import fit_loglog_slope
@@ -43,7 +44,7 @@ def cnn_sources(data: str | None = None, data_dir: str | None = None) -> tuple[s
     """The sources of a run: ``data`` alone, or every raw-image set found plus ``gmm``.
 
     Raises:
-        ValueError: unknown ``data``; FileNotFoundError: ``data`` is a raw-image set whose
+        InputError: unknown ``data``; FileNotFoundError: ``data`` is a raw-image set whose
             files are not found (never downloads).
     """
     from nets import find_dataset
@@ -55,7 +56,7 @@ def cnn_sources(data: str | None = None, data_dir: str | None = None) -> tuple[s
     if data == "gmm":
         return ("gmm",)
     if data not in REAL_DATA:
-        raise ValueError(f"unknown data {data!r}; choose from {', '.join((*REAL_DATA, 'gmm'))}")
+        raise InputError(f"unknown data {data!r}; choose from {', '.join((*REAL_DATA, 'gmm'))}")
     if find_dataset(_LOADER_NAMES[data], data_dir) is None:
         raise DataNotFoundError(f"{data} not found: put its files under NTKLC_DATA (or "
                                 "--data-dir); the CNN commands do not download")
@@ -149,7 +150,7 @@ def cnn_experiment(data: str | None = None, *, quick: bool = False, out=None,
     """Run :func:`cnn_specs` (cached in ``out/sweeps``, so a rerun resumes).
 
     Raises:
-        ValueError: unknown data; FileNotFoundError: missing data set; RuntimeError: a task
+        InputError: unknown data; FileNotFoundError: missing data set; RuntimeError: a task
             failed.
     """
     from validation.sweeps import run_builtin_sweep, shared_workers

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ntklc.errors import InputError
 from validation.report.style import (
     PALETTE,
     color,
@@ -195,7 +196,7 @@ def _draw_convergence(results) -> Figure:
     """The convergence figure (see ``plot_convergence``); call inside ``paper_style()``."""
     results = list(results)
     if not results:
-        raise ValueError("plot_convergence needs at least one result")
+        raise InputError("plot_convergence needs at least one result")
     # Taller than the default aspect: the legend sits below the axes, one entry per line.
     fig = new_figure(columns=1, height=2.2 + 0.16 * (len(results) + 2))
     ax = fig.subplots()

@@ -8,11 +8,13 @@ axes every series carries its fitted power-law slope with a 95 % confidence inte
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from ntklc.errors import InputError
 from validation.report.style import color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import SlopeFit, fit_loglog_slope, mean_and_se
 
@@ -34,10 +36,10 @@ def choose_columns(rows: list[dict], meta: dict, x=None, y=None, hue=None
     numeric metric for y.
 
     Raises:
-        ValueError: an unknown column, or nothing numeric to plot.
+        InputError: an unknown column, or nothing numeric to plot.
     """
     if not rows:
-        raise ValueError("the table has no finished task to plot")
+        raise InputError("the table has no finished task to plot")
     columns = list(dict.fromkeys(k for r in rows for k in r))
     params = meta.get("params") or [c for c in columns if c not in _BOOKKEEPING]
     axes = meta.get("axes") or []
@@ -51,9 +53,9 @@ def choose_columns(rows: list[dict], meta: dict, x=None, y=None, hue=None
     hue = hue or plot.get("hue")
     for name, what in ((x, "--x"), (y, "--y"), (hue, "--hue")):
         if name is not None and name not in columns:
-            raise ValueError(f"{what} {name!r} is not a column; columns: {', '.join(columns)}")
+            raise InputError(f"{what} {name!r} is not a column; columns: {', '.join(columns)}")
     if x is None or y is None:
-        raise ValueError("nothing to plot: the table needs a varying parameter and a numeric "
+        raise InputError("nothing to plot: the table needs a varying parameter and a numeric "
                          "metric")
     series = [p for p in varying if p not in (x, "seed")]
     if hue in series:
@@ -147,7 +149,7 @@ def draw_table(rows: list[dict], x: str, y: str, series: list[str], *, title: st
 def _where(rows: list[dict], where: dict) -> list[dict]:
     keep = [r for r in rows if all(str(r.get(k)) == str(v) for k, v in where.items())]
     if not keep:
-        raise ValueError(f"no row matches {', '.join(f'{k}={v}' for k, v in where.items())}")
+        raise InputError(f"no row matches {', '.join(f'{k}={v}' for k, v in where.items())}")
     return keep
 
 
@@ -164,8 +166,11 @@ def plot_results(rows: list[dict], meta: dict, out: str | Path, *, x=None, y=Non
         and panel; empty unless both axes are log).
 
     Raises:
-        ValueError: unknown columns, nothing to plot, or too many panels.
+        InputError: unknown columns, nothing to plot, or too many panels.
     """
+    # A list or dict cell (a layer's widths, say) groups by its JSON text.
+    rows = [{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in r.items()}
+            for r in rows]
     if where:
         rows = _where(rows, where)
     x, y, series = choose_columns(rows, meta, x, y, hue)
@@ -173,7 +178,7 @@ def plot_results(rows: list[dict], meta: dict, out: str | Path, *, x=None, y=Non
     hue_keys = list(dict.fromkeys(tuple(r.get(s) for s in hue_params) for r in rows))
     panels = list(dict.fromkeys(tuple(r.get(f) for f in facet_params) for r in rows))
     if len(panels) > 12:
-        raise ValueError(f"{len(panels)} panels ({', '.join(facet_params)} vary besides "
+        raise InputError(f"{len(panels)} panels ({', '.join(facet_params)} vary besides "
                          f"{x} and the hue); choose --hue or narrow with --where KEY=VALUE")
     slopes, scales = [], log_scales(rows, x, y)
     filters = ", ".join(f"{k}={v}" for k, v in (where or {}).items())

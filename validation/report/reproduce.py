@@ -23,6 +23,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ntklc.errors import RunError
 from validation.report.plot import draw_table
 from validation.report.style import color, log_axis, new_figure, paper_style, save_figure
 from validation.report.summary import fit_loglog_slope, mean_and_se
@@ -654,7 +655,7 @@ def reproduce(out: Path, *, quick: bool = False, workers: int | None = None,
                 rows[name] = run.rows
                 entry["sweeps"].append(name)
                 if run.missing:
-                    raise RuntimeError(f"sweep {name} did not finish; rerun to resume")
+                    raise RunError(f"sweep {name} did not finish; rerun to resume")
             dead = [n for n, r in rows.items() if not _ok(r)]
             if dead:  # nothing to draw or judge: say why instead of failing the whole report
                 first = next(r["error"] for r in rows[dead[0]])

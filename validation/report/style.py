@@ -34,6 +34,8 @@ from matplotlib.ticker import (
     ScalarFormatter,
 )
 
+from ntklc.errors import InputError
+
 __all__ = [
     "ONE_COLUMN",
     "PALETTE",
@@ -104,7 +106,7 @@ def new_figure(columns: int = 1, aspect: float = 0.75, height: float | None = No
     Figures are made without pyplot: no global state, no backend switch for the caller.
     """
     if columns not in (1, 2):
-        raise ValueError(f"a figure is 1 or 2 columns wide, got {columns}")
+        raise InputError(f"a figure is 1 or 2 columns wide, got {columns}")
     width = ONE_COLUMN if columns == 1 else TWO_COLUMN
     return Figure(figsize=(width, height if height is not None else aspect * width),
                   layout="constrained")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ntklc.errors import InputError
+
 __all__ = ["SlopeFit", "fit_loglog_slope", "mean_and_se"]
 
 
@@ -54,13 +56,13 @@ def fit_loglog_slope(x, y, level: float = 0.95) -> SlopeFit:
         level: confidence level of ``ci``.
 
     Raises:
-        ValueError: fewer than two points with distinct x remain.
+        InputError: fewer than two points with distinct x remain.
     """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     lx, ly = np.log(x[keep]), np.log(y[keep])
     if np.unique(lx).size < 2:
-        raise ValueError("a slope needs points at two or more distinct x")
+        raise InputError("a slope needs points at two or more distinct x")
     fit = stats.linregress(lx, ly)
     m = lx.size
     ci = (float(stats.t.ppf(0.5 + level / 2, m - 2) * fit.stderr) if m > 2 else float("nan"))

@@ -71,7 +71,7 @@ def universality_experiment(data=("mnist", "fashion-mnist"), classes: str = "all
     """Run the sweeps of :func:`universality_specs` (cached in ``out``, so a rerun resumes).
 
     Raises:
-        ValueError: unknown data set or class; FileNotFoundError: data set missing;
+        InputError: unknown data set or class; FileNotFoundError: data set missing;
         RuntimeError: a task failed.
     """
     start = time.perf_counter()

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from ntklc.errors import InputError, RunError
 from validation.sweeps.spec import Task
 
 __all__ = ["dask_tasks", "execute_task", "local_tasks", "shared_workers"]
@@ -117,7 +118,7 @@ def local_tasks(tasks: Sequence[Task], workers: int, threads: int = 1
                 try:
                     outcome = future.result()
                 except BrokenProcessPool:
-                    raise RuntimeError("a worker process died (killed, or out of memory); the "
+                    raise RunError("a worker process died (killed, or out of memory); the "
                                        "finished tasks are cached: rerun to resume") from None
                 yield index, outcome
     finally:
@@ -172,19 +173,19 @@ def dask_tasks(tasks: Sequence[Task], address: str, threads: int = 1
     ntklc[distributed]``).
 
     Raises:
-        ValueError: dask.distributed is not installed, or the scheduler cannot be reached.
+        InputError: dask.distributed is not installed, or the scheduler cannot be reached.
     """
     try:
         from distributed import Client, as_completed
     except ImportError:
-        raise ValueError("--scheduler needs dask.distributed: pip install "
+        raise InputError("--scheduler needs dask.distributed: pip install "
                          "'ntklc[distributed]'") from None
     if not tasks:
         return
     try:
         client = Client(address, timeout="20s")
     except OSError as exc:
-        raise ValueError(f"cannot reach the dask scheduler at {address}: {exc}") from None
+        raise InputError(f"cannot reach the dask scheduler at {address}: {exc}") from None
     try:
         futures = {client.submit(execute_task, t, threads, key=f"ntklc-{t.experiment}-{t.key}",
                                  pure=False): i for i, t in enumerate(tasks)}

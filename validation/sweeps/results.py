@@ -11,7 +11,13 @@ import json
 import math
 from pathlib import Path
 
+from ntklc.errors import DataNotFoundError, InputError
+
 __all__ = ["read_results", "results_row", "write_results"]
+
+
+#: Columns every row of a sweep's table has.
+_REQUIRED = ("seed", "status")
 
 
 def results_row(entry: dict, order=()) -> dict:
@@ -75,21 +81,45 @@ def read_results(path: str | Path) -> tuple[list[dict], dict]:
 
     Raises:
         FileNotFoundError: no table there.
-        ValueError: the file is not a results table.
+        InputError: the file is not a results table.
     """
     path = Path(path)
     if path.is_dir():
         path = path / "results.json" if (path / "results.json").exists() else (
             path / "results.csv")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no results table (results.json or results.csv)")
-    if path.suffix == ".json":
-        try:
+        raise DataNotFoundError(f"{path}: no results table (results.json or results.csv)")
+    not_a_table = f"{path}: not a results table of ntklc sweep"
+    try:
+        if path.suffix == ".json":
             data = json.loads(path.read_text())
-            rows = data["rows"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ValueError(f"{path}: not a results table of ntklc sweep") from None
-        return rows, {k: v for k, v in data.items() if k not in ("rows",)}
-    with path.open(newline="") as f:
-        rows = [{k: _parse_cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    return rows, {}
+            if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+                raise InputError(f"{not_a_table} (no list of rows)")
+            rows, meta = data["rows"], {k: v for k, v in data.items() if k != "rows"}
+        else:
+            with path.open(newline="") as f:
+                rows, meta = _csv_rows(f, not_a_table), {}
+    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+        raise InputError(f"{not_a_table} ({type(exc).__name__}: {exc})") from None
+    _check_rows(rows, not_a_table)
+    return rows, meta
+
+
+def _csv_rows(f, not_a_table: str) -> list[dict]:
+    rows = []
+    for number, row in enumerate(csv.DictReader(f), start=2):
+        if None in row or None in row.values():  # more or fewer cells than the header
+            raise InputError(f"{not_a_table} (line {number} does not have one cell per column)")
+        rows.append({k: _parse_cell(v) for k, v in row.items()})
+    return rows
+
+
+def _check_rows(rows: list, not_a_table: str) -> None:
+    """Every row a mapping from column names to values, with the columns every sweep writes."""
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not all(isinstance(k, str) for k in row):
+            raise InputError(f"{not_a_table} (row {number} is not a mapping of columns)")
+        missing = [c for c in _REQUIRED if c not in row]
+        if missing:
+            raise InputError(f"{not_a_table} (row {number} has no column "
+                             f"{', '.join(missing)})")

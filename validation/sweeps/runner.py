@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ntk.progress import progress_bar
+from ntklc.errors import InputError, RunError
 from validation.sweeps.cache import CorruptEntryError, TaskCache
 from validation.sweeps.executors import dask_tasks, local_tasks
 from validation.sweeps.provenance import provenance
@@ -90,7 +91,7 @@ def run_sweep(spec: SweepSpec, out: str | Path, *, workers: int | None = None,
     # Each task runs spec.threads threads: by default fill the cores, no more.
     workers = workers or max(1, (os.cpu_count() or 1) // spec.threads)
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise InputError(f"workers must be >= 1, got {workers}")
     tasks = spec.tasks()
     axes = list(spec.grid)
     labels = [t.label(axes) for t in tasks]
@@ -164,5 +165,5 @@ def run_builtin_sweep(raw: dict, name: str, out: str | Path | None = None, *,
                         progress=progress)
     if run.failed:
         label, error = run.failed[0]
-        raise RuntimeError(f"task {label} failed: {error}")
+        raise RunError(f"task {label} failed: {error}")
     return run

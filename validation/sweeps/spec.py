@@ -32,6 +32,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ntklc.errors import InputError
 from validation.experiments.tasks import EXPERIMENTS, experiment
 
 if sys.version_info >= (3, 11):
@@ -45,7 +46,7 @@ _TOP_KEYS = {"experiment", "name", "description", "seeds", "threads", "fixed", "
 _PLOT_KEYS = {"x", "y", "hue"}
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """A spec that cannot run; the message is one line that says why."""
 
 
