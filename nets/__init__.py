@@ -4,7 +4,7 @@ from nets.cnn_kernels import cnn_network_kernels, empirical_cnn_kernels
 from nets.compressed import CompressedNetwork, DenseNetwork, TernaryMatrix, sample_ternary_signs
 from nets.compressed_cnn import CompressedCNN, DenseCNN
 from nets.curvature import DENSE_HESSIAN_MAX, LossCurvature
-from nets.data import DataNotFoundError, Dataset, as_float, find_dataset, load_dataset, read_idx
+from nets.data import Dataset, as_float, find_dataset, load_dataset, read_idx
 from nets.datasets import get_dataset_info
 from nets.l2 import L2Layer, L2Result, l2_compress
 from nets.layers import (
@@ -32,7 +32,6 @@ __all__ = [
     "CompressedCNN",
     "CompressedNetwork",
     "Conv2d",
-    "DataNotFoundError",
     "Dataset",
     "Dense",
     "DenseCNN",

@@ -48,7 +48,7 @@ def cnn_sources(data: str | None = None, data_dir: str | None = None) -> tuple[s
             files are not found (never downloads).
     """
     from nets import find_dataset
-    from nets.data import DataNotFoundError
+    from ntklc.errors import DataNotFoundError
     from validation.experiments.cnn import _LOADER_NAMES
 
     if data is None:
