@@ -75,7 +75,7 @@ def spectrum_command(args) -> None:
                             storage=_storage(args))
     if args.reference == "exact":  # said once the values are known to be valid
         ignored(args, ("--weights", "--width", "--draws"),
-                "the exact reference has no finite network (they set --reference mc)")
+                "the exact reference has no finite network (they apply to --reference mc)")
     payload = r.as_dict()
     if args.out:
         out = Path(args.out)
